@@ -1,0 +1,51 @@
+# The few verbs people type. Every variable here is a default (?=): a value set in
+# the environment always wins.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PUBLIC_PORT ?= 8080
+WORKER_PORT ?= 8081
+PYTEST_ARGS ?=
+export PUBLIC_PORT WORKER_PORT
+
+.PHONY: install postgres-binaries run test lint format migrate schema
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+# The suite and `make run` start their own Postgres from Debian's binaries when no
+# database URL is given; install them on a fresh machine (seconds).
+postgres-binaries:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends postgresql postgresql-contrib >/dev/null)
+
+run: install postgres-binaries
+	$(PY) -m app dev up
+
+# pytest exits 5 when it collected nothing: say so, and fail.
+test: install postgres-binaries
+	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$rc
+
+lint: install
+	$(PY) -m ruff check app tests bench
+	$(PY) -m ruff format --check app tests bench
+	$(PY) -m mypy
+
+format: install
+	$(PY) -m ruff check --fix app tests bench
+	$(PY) -m ruff format app tests bench
+
+migrate: install
+	$(PY) -m app migrate
+
+# Rewrites sql/schema.sql from a throwaway database migrated from scratch.
+schema: install postgres-binaries
+	$(PY) -m app.dev.schema > sql/schema.sql

@@ -1,0 +1,1 @@
+"""Hotelly: sells rooms of small inns over WhatsApp and takes payment with Stripe."""

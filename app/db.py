@@ -1,0 +1,67 @@
+"""asyncpg pool and the named-query loader.
+
+SQL lives in ``sql/queries/*.sql`` as named blocks, procrastinate style::
+
+    -- ready_check --
+    -- One line saying what the query is for.
+    SELECT 1
+
+Blocks are loaded once into ``QUERIES``; callers use ``QUERIES["ready_check"]``
+with ``$n`` parameters. Nothing formats values into SQL text.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+_HEADER = re.compile(r"^-- ([a-z0-9_]+) --$", re.MULTILINE)
+
+
+def load_queries(directory: Path = SQL_DIR / "queries") -> dict[str, str]:
+    queries: dict[str, str] = {}
+    for path in sorted(directory.glob("*.sql")):
+        parts = _HEADER.split(path.read_text())
+        for name, body in zip(parts[1::2], parts[2::2], strict=True):
+            if name in queries:
+                raise ValueError(f"query {name!r} is defined twice ({path.name})")
+            queries[name] = body.strip()
+    return queries
+
+
+QUERIES = load_queries()
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # jsonb in and out as Python objects, encoded by orjson.
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda value: orjson.dumps(value).decode(),
+        decoder=orjson.loads,
+        schema="pg_catalog",
+    )
+
+
+async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
+    """One connection, set up like the pool's (for CLI commands and tests)."""
+    conn = await asyncpg.connect(dsn, **kwargs)
+    await _init_connection(conn)
+    return conn
+
+
+async def create_pool(dsn: str, max_size: int) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=1,
+        max_size=max_size,
+        init=_init_connection,
+        # Recycle idle connections so a Cloud SQL failover does not leave dead ones.
+        max_inactive_connection_lifetime=300,
+    )
+    assert pool is not None
+    return pool

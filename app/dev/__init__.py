@@ -1,0 +1,1 @@
+"""The local stack: own Postgres, local Cloud Tasks, provider fakes, dev commands."""

@@ -1,0 +1,75 @@
+"""The application's error tree. Every class's docstring is its default message.
+
+    AppError                      500  something we did not expect
+    ├── BadRequest                400  the client sent something we cannot use
+    │   └── PayloadTooLarge       413  body over the route's cap
+    ├── Unauthorized              401  missing or invalid credentials
+    ├── Forbidden                 403  valid credentials, not allowed here
+    ├── NotFound                  404  no such thing
+    ├── Conflict                  409  contradicts what we already have
+    └── Unavailable               503  a dependency is down: retry later
+
+HTTP handlers map these to a status and a small JSON body ``{"error": code}``;
+nothing else about the error (and never a stack trace) reaches a client.
+"""
+
+from __future__ import annotations
+
+
+class AppError(Exception):
+    """Unexpected error."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class BadRequest(AppError):
+    """The request could not be used."""
+
+    status = 400
+    code = "bad_request"
+
+
+class PayloadTooLarge(BadRequest):
+    """The request body is too large."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class Unauthorized(AppError):
+    """Missing or invalid credentials."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(AppError):
+    """Credentials are valid but not allowed here."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(AppError):
+    """No such thing."""
+
+    status = 404
+    code = "not_found"
+
+
+class Conflict(AppError):
+    """The request contradicts what is already recorded."""
+
+    status = 409
+    code = "conflict"
+
+
+class Unavailable(AppError):
+    """A dependency is unavailable; retry later."""
+
+    status = 503
+    code = "unavailable"

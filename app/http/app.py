@@ -1,0 +1,81 @@
+"""create_app(settings): the Starlette app for one role."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Scope
+
+from app import db
+from app.errors import AppError
+from app.http import public, worker
+from app.http.deps import Deps
+from app.http.middleware import RequestContext
+from app.logging import annotate_request
+from app.settings import Settings
+
+log = logging.getLogger("app.http")
+
+ROUTE_TABLES: dict[str, list[Route]] = {"public": public.routes, "worker": worker.routes}
+
+_HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_ERROR_CODES.get(exc.status_code, f"http_{exc.status_code}")
+    annotate_request(reason=code)
+    return JSONResponse({"error": code}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _app_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AppError)
+    if type(exc) is AppError:
+        raise exc  # unexpected: the middleware logs it with an error id
+    annotate_request(reason=exc.code)
+    return JSONResponse({"error": exc.code}, status_code=exc.status)
+
+
+def _path_templates(routes: list[Route]) -> dict[Any, str]:
+    return {route.endpoint: route.path for route in routes}
+
+
+def create_app(settings: Settings) -> Starlette:
+    if settings.role not in ROUTE_TABLES:
+        raise ValueError(f"unknown role {settings.role!r}")
+    routes = ROUTE_TABLES[settings.role]
+    templates = _path_templates(routes)
+
+    def path_template(scope: Scope) -> str:
+        return templates.get(scope.get("endpoint"), "<unmatched>")
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Deps]]:
+        pool = await db.create_pool(settings.database_url.reveal(), settings.db_pool_max)
+        log.info("app_started", extra={"pool_max": settings.db_pool_max})
+        try:
+            yield {"deps": Deps(settings=settings, pool=pool)}
+        finally:
+            await pool.close()
+
+    return Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(
+                RequestContext,
+                path_template=path_template,
+                project=settings.google_cloud_project,
+            )
+        ],
+        exception_handlers={HTTPException: _http_error, AppError: _app_error},
+        lifespan=lifespan,
+    )

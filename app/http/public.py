@@ -1,0 +1,14 @@
+"""The internet-facing route table: health and provider webhooks only.
+
+Nothing here may run a critical transaction; internal routes never appear here
+(a test checks this table and the live server).
+"""
+
+from starlette.routing import Route
+
+from app.http.health import health, ready
+
+routes = [
+    Route("/health", health, methods=["GET"]),
+    Route("/ready", ready, methods=["GET"]),
+]

@@ -1,0 +1,3 @@
+-- ready_check --
+-- The cheapest round trip that proves the database answers.
+SELECT 1

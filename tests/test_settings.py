@@ -1,0 +1,109 @@
+"""Configuration: parsed once, validated with one clear line, secrets never shown."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from app.settings import ConfigError, Secret, load_settings
+from tests.support import ROOT, app_env, run_cli
+
+URL = "postgresql://postgres:s3cr3t-pw@127.0.0.1:5432/hotelly"
+
+
+def test_role_admin_stops_serve_with_one_line_naming_role() -> None:
+    """`ROLE=admin serve` prints one line naming ROLE on stderr and exits 2, no traceback."""
+    result = run_cli("serve", env=app_env(DATABASE_URL=URL, ROLE="admin"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "ROLE" in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_serve_requires_role_but_other_commands_do_not() -> None:
+    """`serve` without ROLE fails naming ROLE; `check-config` without ROLE succeeds."""
+    missing = run_cli("serve", env=app_env(DATABASE_URL=URL))
+    assert missing.returncode == 2 and "ROLE" in missing.stderr
+    assert run_cli("check-config", env=app_env(DATABASE_URL=URL)).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({}, "DATABASE_URL"),
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
+        ({"DATABASE_URL": URL, "PORT": "eighty"}, "PORT"),
+        ({"DATABASE_URL": URL, "PORT": "70000"}, "PORT"),
+        ({"DATABASE_URL": URL, "DB_POOL_MAX": "0"}, "DB_POOL_MAX"),
+        ({"DATABASE_URL": URL, "LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+    ],
+)
+def test_missing_or_malformed_variable_is_named(env: dict[str, str], variable: str) -> None:
+    """Each missing or malformed variable raises ConfigError naming exactly that variable."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env)
+    assert caught.value.variable == variable
+    assert str(caught.value).startswith(variable)
+
+
+def test_config_error_exit_code_and_single_line_from_cli() -> None:
+    """A malformed PORT stops `migrate` with exit 2 and one stderr line naming PORT."""
+    result = run_cli("migrate", env=app_env(DATABASE_URL=URL, PORT="x"))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "PORT" in result.stderr
+
+
+def test_secrets_never_appear_in_repr_or_check_config_output() -> None:
+    """The database password shows neither in repr(settings) nor in check-config output."""
+    settings = load_settings({"DATABASE_URL": URL})
+    assert "s3cr3t-pw" not in repr(settings) and "s3cr3t-pw" not in str(settings.database_url)
+    assert settings.database_url.reveal() == URL
+    assert "s3cr3t-pw" not in repr(Secret("s3cr3t-pw"))
+    result = run_cli("check-config", env=app_env(DATABASE_URL=URL))
+    assert result.returncode == 0 and "s3cr3t-pw" not in result.stdout + result.stderr
+
+
+def test_environment_overrides_dotenv_file(tmp_path: Path) -> None:
+    """A variable in the environment wins over the same variable in .env; .env fills gaps."""
+    (tmp_path / ".env").write_text(f"DATABASE_URL={URL}\nPORT=9999\nDB_POOL_MAX=7\n")
+    result = run_cli("check-config", env=app_env(PORT="7777"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    shown = orjson.loads(result.stdout.strip().splitlines()[-1])
+    assert "port=7777" in shown and "db_pool_max=7" in shown
+
+
+def test_env_example_is_a_working_configuration() -> None:
+    """Sourcing .env.example gives a configuration every command accepts, every value set."""
+    variables = [
+        line.split("=", 1)
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert variables and all(value.strip() for _, value in variables)
+    result = subprocess.run(
+        [
+            "bash",
+            "-c",
+            'set -a; . ./.env.example; set +a; exec "$0" -m app check-config',
+            sys.executable,
+        ],
+        cwd=ROOT,
+        env=app_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_env_example_variable_is_documented_by_a_comment() -> None:
+    """Each variable in .env.example sits under a comment (directly or in its group)."""
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    for index, line in enumerate(lines):
+        if line and not line.startswith("#"):
+            previous = lines[index - 1] if index else ""
+            assert previous.startswith("#") or "=" in previous, line
