@@ -1,22 +1,53 @@
 """The command line: ``python -m app <command>`` (also installed as ``hotelly``).
 
-A configuration problem prints one line naming the variable and exits 2.
+A configuration problem prints one line naming the variable and exits 2. A refused
+request (bad input, nothing available, …) exits 1 with a JSON object
+``{"error": code, "message": …}`` as the last line, never a traceback. Commands
+other than ``serve`` use a single database connection.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import datetime as dt
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import orjson
 from dotenv import load_dotenv
 
+from app import db
+from app.errors import AppError, BadRequest
 from app.logging import configure_logging
 from app.settings import ConfigError, Settings, load_settings
 
 EXIT_CONFIG = 2
+
+Handler = Callable[[Settings, argparse.Namespace], int]
+DbHandler = Callable[[asyncpg.Connection, Settings, argparse.Namespace], Awaitable[int]]
+
+
+def emit(value: Any) -> None:
+    """One JSON object on its own line: the machine-readable result of a command."""
+    print(orjson.dumps(value, default=str).decode(), flush=True)
+
+
+def _with_connection(handler: DbHandler) -> Handler:
+    def run(settings: Settings, args: argparse.Namespace) -> int:
+        async def main() -> int:
+            conn = await db.connect(settings.database_url.reveal())
+            try:
+                return await handler(conn, settings, args)
+            finally:
+                await conn.close()
+
+        return asyncio.run(main())
+
+    return run
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -29,14 +60,59 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     from app.migrate import migrate
 
-    applied = migrate(settings.database_url.reveal())
-    print(orjson.dumps({"applied": applied}).decode())
+    emit({"applied": migrate(settings.database_url.reveal())})
     return 0
 
 
 def _check_config(settings: Settings, args: argparse.Namespace) -> int:
-    print(orjson.dumps(repr(settings)).decode())
+    emit(repr(settings))
     return 0
+
+
+async def _property_import(
+    conn: asyncpg.Connection, settings: Settings, args: argparse.Namespace
+) -> int:
+    from app.inventory.setup import import_property, parse_property
+
+    try:
+        data = orjson.loads(Path(args.file).read_bytes())
+    except OSError as exc:
+        raise BadRequest(f"cannot read {args.file}: {exc.strerror}") from None
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"{args.file} is not valid JSON: {exc}") from None
+    result = await import_property(conn, parse_property(data))
+    emit(vars(result))
+    return 0
+
+
+async def _ari_set(conn: asyncpg.Connection, settings: Settings, args: argparse.Namespace) -> int:
+    from app.inventory.setup import set_ari
+
+    changed = await set_ari(
+        conn,
+        property_code=args.property,
+        room_type_code=args.room_type,
+        start=args.start,
+        end=args.end,
+        total=args.total,
+        rate_cents=args.rate_cents,
+        stop_sell=args.stop_sell,
+    )
+    emit({"nights_changed": changed})
+    return 0
+
+
+def _ops_check(name: str) -> DbHandler:
+    async def run(conn: asyncpg.Connection, settings: Settings, args: argparse.Namespace) -> int:
+        from app.ops.checks import run_check
+
+        rows = await run_check(conn, name)
+        for row in rows:
+            emit(row)
+        emit({"check": name, "found": len(rows)})
+        return 1 if rows else 0
+
+    return run
 
 
 def _dev_up(args: argparse.Namespace) -> int:
@@ -45,23 +121,57 @@ def _dev_up(args: argparse.Namespace) -> int:
     return run_stack()
 
 
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a YYYY-MM-DD date") from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hotelly", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="serve the app for ROLE on PORT").set_defaults(
-        run=_serve, require_role=True
+
+    def command(parent: Any, name: str, help: str, **defaults: Any) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = parent.add_parser(name, help=help)
+        sub.set_defaults(**defaults)
+        return sub
+
+    command(commands, "serve", "serve the app for ROLE on PORT", run=_serve, require_role=True)
+    command(commands, "migrate", "apply sql/migrations (safe to repeat)", run=_migrate)
+    command(commands, "check-config", "validate the environment", run=_check_config)
+
+    prop = commands.add_parser("property", help="property setup").add_subparsers(
+        dest="sub", required=True
     )
-    commands.add_parser("migrate", help="apply sql/migrations (safe to repeat)").set_defaults(
-        run=_migrate
+    command(prop, "import", "create or update a property from a JSON file",
+            run=_with_connection(_property_import)).add_argument("file")
+
+    ari = commands.add_parser("ari", help="availability, rates and restrictions").add_subparsers(
+        dest="sub", required=True
     )
-    commands.add_parser("check-config", help="validate the environment").set_defaults(
-        run=_check_config
+    ari_set = command(ari, "set", "change a date range (both ends inclusive)",
+                      run=_with_connection(_ari_set))
+    ari_set.add_argument("--property", required=True)
+    ari_set.add_argument("--room-type", required=True)
+    ari_set.add_argument("--from", dest="start", type=_date, required=True)
+    ari_set.add_argument("--to", dest="end", type=_date, required=True)
+    ari_set.add_argument("--total", type=int)
+    ari_set.add_argument("--rate-cents", type=int)
+    ari_set.add_argument("--stop-sell", action=argparse.BooleanOptionalAction, default=None)
+
+    ops = commands.add_parser("ops", help="runbook checks and repairs").add_subparsers(
+        dest="sub", required=True
     )
-    dev = commands.add_parser("dev", help="local development commands")
-    dev_commands = dev.add_subparsers(dest="dev_command", required=True)
-    dev_commands.add_parser(
-        "up", help="the whole system on this machine (what `make run` runs)"
-    ).set_defaults(run_raw=_dev_up)
+    command(ops, "reconcile", "ARI counters vs holds and reservations (exit 1 if any differ)",
+            run=_with_connection(_ops_check("reconcile")))
+    command(ops, "stuck-holds", "active holds long past expiry (exit 1 if any)",
+            run=_with_connection(_ops_check("stuck-holds")))
+
+    dev = commands.add_parser("dev", help="local development commands").add_subparsers(
+        dest="sub", required=True
+    )
+    command(dev, "up", "the whole system on this machine (what `make run` runs)", run_raw=_dev_up)
     return parser
 
 
@@ -80,4 +190,11 @@ def main(argv: list[str] | None = None) -> int:
     # serve logs to stdout (Cloud Logging); other commands keep stdout for their result.
     stream = sys.stdout if args.command == "serve" else sys.stderr
     configure_logging(settings.role, settings.log_level, stream)
-    return int(args.run(settings, args))
+    try:
+        return int(args.run(settings, args))
+    except AppError as exc:
+        emit({"error": exc.code, "message": str(exc)})
+        return 1
+    except (OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError):
+        emit({"error": "database_unreachable", "message": "cannot connect to DATABASE_URL"})
+        return 1

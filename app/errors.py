@@ -7,7 +7,10 @@
     ├── Forbidden                 403  valid credentials, not allowed here
     ├── NotFound                  404  no such thing
     ├── Conflict                  409  contradicts what we already have
+    │   ├── NothingAvailable      409  the nights asked for cannot be sold
+    │   └── IdempotencyConflict   409  same idempotency key, different request
     └── Unavailable               503  a dependency is down: retry later
+        └── Busy                  503  a row lock was not granted in time
 
 HTTP handlers map these to a status and a small JSON body ``{"error": code}``;
 nothing else about the error (and never a stack trace) reaches a client.
@@ -68,8 +71,26 @@ class Conflict(AppError):
     code = "conflict"
 
 
+class NothingAvailable(Conflict):
+    """Nothing is available for those dates."""
+
+    code = "unavailable"
+
+
+class IdempotencyConflict(Conflict):
+    """This idempotency key was already used for a different request."""
+
+    code = "idempotency_conflict"
+
+
 class Unavailable(AppError):
     """A dependency is unavailable; retry later."""
 
     status = 503
-    code = "unavailable"
+    code = "service_unavailable"
+
+
+class Busy(Unavailable):
+    """The calendar is busy; retry shortly."""
+
+    code = "busy"

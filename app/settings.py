@@ -47,6 +47,9 @@ class Settings:
     log_level: str = "INFO"
     # Used only to build the full `logging.googleapis.com/trace` value.
     google_cloud_project: str | None = None
+    # 40 min: Stripe's shortest Checkout Session (30 min) plus a grace period, so a
+    # guest paying at the last second still finds the nights held.
+    hold_ttl_seconds: int = 2400
 
 
 def _text(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
@@ -101,4 +104,5 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_role: bool = 
         db_pool_max=_int(env, "DB_POOL_MAX", 10, 1, 1000),
         log_level=level,
         google_cloud_project=_text(env, "GOOGLE_CLOUD_PROJECT"),
+        hold_ttl_seconds=_int(env, "HOLD_TTL_SECONDS", 2400, 60, 86_400),
     )

@@ -1,3 +1,297 @@
+CREATE FUNCTION public.convert_hold(p_hold_id uuid, p_provider text, p_object_id text, p_amount_cents bigint, p_currency text, p_payment_intent text, p_correlation_id text) RETURNS TABLE(outcome text, payment_id uuid, reservation_id uuid, reservation_code text)
+    LANGUAGE plpgsql
+    SET lock_timeout TO '2s'
+    AS $$
+DECLARE
+    v_hold     holds%ROWTYPE;
+    v_payment  payments%ROWTYPE;
+    v_code     text;
+    v_res_id   uuid;
+    v_nights   integer;
+    v_free     integer;
+    v_event    text;
+BEGIN
+    SELECT * INTO v_hold FROM holds h WHERE h.id = p_hold_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 'unknown_hold', NULL::uuid, NULL::uuid, NULL::text;
+        RETURN;
+    END IF;
+
+    -- Normally created with the Checkout Session; created here if that record is missing.
+    INSERT INTO payments (provider, provider_object_id, hold_id, amount_cents, currency)
+    VALUES (p_provider, p_object_id, p_hold_id, p_amount_cents, lower(p_currency))
+    ON CONFLICT ON CONSTRAINT payments_provider_provider_object_id_key DO NOTHING;
+    SELECT * INTO v_payment FROM payments p
+    WHERE p.provider = p_provider AND p.provider_object_id = p_object_id FOR UPDATE;
+
+    IF v_payment.status NOT IN ('created', 'pending') OR v_payment.hold_id <> p_hold_id THEN
+        RETURN QUERY SELECT 'already_processed', v_payment.id, r.id, r.code
+                     FROM (SELECT 1) AS one
+                     LEFT JOIN reservations r ON r.payment_id = v_payment.id;
+        RETURN;
+    END IF;
+
+    UPDATE payments p SET amount_cents = p_amount_cents, currency = lower(p_currency),
+                          payment_intent = coalesce(p_payment_intent, p.payment_intent),
+                          updated_at = now()
+    WHERE p.id = v_payment.id;
+
+    IF p_amount_cents <> v_hold.total_cents OR lower(p_currency) <> lower(v_hold.currency) THEN
+        v_event := 'mismatch';
+    ELSIF v_hold.status = 'converted' THEN
+        v_event := 'duplicate';
+    ELSIF v_hold.status <> 'active' THEN
+        -- Paid after expiry or cancel: book only if every night is still free. Lock the
+        -- nights in order and count, then decide; never book part of a stay.
+        SELECT count(*), count(*) FILTER (WHERE free) INTO v_nights, v_free FROM (
+            SELECT NOT a.stop_sell AND a.inv_held + a.inv_booked + n.qty <= a.inv_total AS free
+            FROM ari_days a
+            JOIN hold_nights n ON n.room_type_id = a.room_type_id AND n.date = a.date
+            WHERE n.hold_id = p_hold_id
+            ORDER BY a.room_type_id, a.date
+            FOR NO KEY UPDATE OF a
+        ) AS nights;
+        IF v_free < v_nights THEN
+            v_event := 'late';
+        END IF;
+    END IF;
+
+    IF v_event IS NOT NULL THEN
+        UPDATE payments p SET status = 'needs_refund', updated_at = now() WHERE p.id = v_payment.id;
+        INSERT INTO outbox_events (event_type, aggregate_type, aggregate_id, payload, correlation_id)
+        VALUES ('payment.' || v_event, 'payment', v_payment.id::text,
+                jsonb_build_object('payment_id', v_payment.id, 'hold_id', p_hold_id,
+                                   'property_id', v_hold.property_id,
+                                   'hold_status', v_hold.status,
+                                   'amount_cents', p_amount_cents, 'currency', lower(p_currency),
+                                   'expected_cents', v_hold.total_cents,
+                                   'expected_currency', lower(v_hold.currency)),
+                p_correlation_id);
+        RETURN QUERY SELECT v_event, v_payment.id, NULL::uuid, NULL::text;
+        RETURN;
+    END IF;
+
+    LOOP
+        v_code := reservation_code();
+        EXIT WHEN NOT EXISTS (SELECT 1 FROM reservations r WHERE r.code = v_code);
+    END LOOP;
+    INSERT INTO reservations (hold_id, payment_id, property_id, code, checkin, checkout,
+                              guests, total_cents, currency)
+    VALUES (p_hold_id, v_payment.id, v_hold.property_id, v_code, v_hold.checkin,
+            v_hold.checkout, v_hold.guests, v_hold.total_cents, v_hold.currency)
+    RETURNING id INTO v_res_id;
+    UPDATE payments p SET status = 'succeeded', updated_at = now() WHERE p.id = v_payment.id;
+    UPDATE holds h SET status = 'converted', closed_at = coalesce(h.closed_at, now())
+    WHERE h.id = p_hold_id;
+    INSERT INTO outbox_events (event_type, aggregate_type, aggregate_id, payload, correlation_id)
+    VALUES ('reservation.confirmed', 'reservation', v_res_id::text,
+            jsonb_build_object('reservation_id', v_res_id, 'code', v_code, 'hold_id', p_hold_id,
+                               'property_id', v_hold.property_id,
+                               'conversation_id', v_hold.conversation_id,
+                               'late', v_hold.status <> 'active'),
+            p_correlation_id);
+
+    -- Nights move from held to booked (or, for a re-claimed hold, straight to booked).
+    WITH locked AS (
+        SELECT a.id, n.qty
+        FROM ari_days a
+        JOIN hold_nights n ON n.room_type_id = a.room_type_id AND n.date = a.date
+        WHERE n.hold_id = p_hold_id
+        ORDER BY a.room_type_id, a.date
+        FOR NO KEY UPDATE OF a
+    )
+    UPDATE ari_days a
+    SET inv_held = a.inv_held - CASE WHEN v_hold.status = 'active' THEN l.qty ELSE 0 END,
+        inv_booked = a.inv_booked + l.qty
+    FROM locked l WHERE a.id = l.id;
+
+    RETURN QUERY SELECT 'converted', v_payment.id, v_res_id, v_code;
+END
+$$;
+
+CREATE FUNCTION public.create_hold(p_property_id bigint, p_room_type_ids bigint[], p_quantities integer[], p_checkin date, p_checkout date, p_guests integer, p_ttl_seconds integer, p_idempotency_key text, p_fingerprint text, p_conversation_id uuid, p_correlation_id text) RETURNS TABLE(outcome text, hold_id uuid, expires_at timestamp with time zone, total_cents bigint, currency text)
+    LANGUAGE plpgsql
+    SET lock_timeout TO '2s'
+    AS $$
+DECLARE
+    v_nights   integer := (p_checkout - p_checkin) * cardinality(p_room_type_ids);
+    v_hold     holds%ROWTYPE;
+    v_currency text;
+    v_today    date;
+    v_capacity bigint;
+    v_found    integer;
+    v_total    bigint;
+    v_claimed  integer;
+BEGIN
+    SELECT * INTO v_hold FROM holds h
+    WHERE h.property_id = p_property_id AND h.create_idempotency_key = p_idempotency_key;
+    IF FOUND THEN
+        RETURN QUERY SELECT CASE WHEN v_hold.request_fingerprint = p_fingerprint
+                                 THEN 'replayed' ELSE 'conflict' END,
+                            v_hold.id, v_hold.expires_at, v_hold.total_cents, v_hold.currency;
+        RETURN;
+    END IF;
+
+    SELECT p.currency, (now() AT TIME ZONE p.timezone)::date INTO v_currency, v_today
+    FROM properties p WHERE p.id = p_property_id;
+    SELECT sum(rt.max_occupancy * w.qty) INTO v_capacity
+    FROM unnest(p_room_type_ids, p_quantities) AS w(room_type_id, qty)
+    JOIN room_types rt ON rt.id = w.room_type_id AND rt.property_id = p_property_id;
+    IF v_currency IS NULL OR v_capacity IS NULL THEN
+        RETURN QUERY SELECT 'invalid_property', NULL::uuid, NULL::timestamptz, NULL::bigint, NULL::text;
+        RETURN;
+    ELSIF v_capacity < p_guests THEN
+        RETURN QUERY SELECT 'too_many_guests', NULL::uuid, NULL::timestamptz, NULL::bigint, NULL::text;
+        RETURN;
+    ELSIF p_checkin < v_today THEN
+        RETURN QUERY SELECT 'past_dates', NULL::uuid, NULL::timestamptz, NULL::bigint, NULL::text;
+        RETURN;
+    END IF;
+
+    -- Price from a plain read, before any lock. Every night must exist and be for sale.
+    SELECT count(*), sum(a.rate_cents * w.qty) INTO v_found, v_total
+    FROM unnest(p_room_type_ids, p_quantities) AS w(room_type_id, qty)
+    JOIN ari_days a ON a.room_type_id = w.room_type_id
+    WHERE a.date >= p_checkin AND a.date < p_checkout AND NOT a.stop_sell
+      AND a.inv_held + a.inv_booked + w.qty <= a.inv_total;
+    IF v_found <> v_nights THEN
+        RETURN QUERY SELECT 'unavailable', NULL::uuid, NULL::timestamptz, NULL::bigint, NULL::text;
+        RETURN;
+    END IF;
+
+    INSERT INTO holds AS h (property_id, checkin, checkout, guests, total_cents, currency,
+                            expires_at, create_idempotency_key, request_fingerprint,
+                            conversation_id, correlation_id)
+    VALUES (p_property_id, p_checkin, p_checkout, p_guests, v_total, v_currency,
+            now() + make_interval(secs => p_ttl_seconds), p_idempotency_key, p_fingerprint,
+            p_conversation_id, p_correlation_id)
+    ON CONFLICT ON CONSTRAINT holds_property_id_create_idempotency_key_key DO NOTHING
+    RETURNING h.* INTO v_hold;
+    IF NOT FOUND THEN
+        -- A concurrent request with the same key committed first: answer as a replay.
+        SELECT * INTO v_hold FROM holds h
+        WHERE h.property_id = p_property_id AND h.create_idempotency_key = p_idempotency_key;
+        RETURN QUERY SELECT CASE WHEN v_hold.request_fingerprint = p_fingerprint
+                                 THEN 'replayed' ELSE 'conflict' END,
+                            v_hold.id, v_hold.expires_at, v_hold.total_cents, v_hold.currency;
+        RETURN;
+    END IF;
+
+    INSERT INTO hold_nights (hold_id, room_type_id, date, qty)
+    SELECT v_hold.id, w.room_type_id, d::date, w.qty
+    FROM unnest(p_room_type_ids, p_quantities) AS w(room_type_id, qty),
+         generate_series(p_checkin, p_checkout - 1, interval '1 day') AS d;
+
+    INSERT INTO outbox_events (event_type, aggregate_type, aggregate_id, payload, correlation_id)
+    VALUES ('hold.created', 'hold', v_hold.id::text,
+            jsonb_build_object('hold_id', v_hold.id, 'property_id', p_property_id,
+                               'conversation_id', p_conversation_id,
+                               'expires_at', v_hold.expires_at),
+            p_correlation_id);
+
+    -- The contended locks, last, in (room type, date) order.
+    WITH locked AS (
+        SELECT a.id, w.qty
+        FROM ari_days a
+        JOIN unnest(p_room_type_ids, p_quantities) AS w(room_type_id, qty)
+          ON a.room_type_id = w.room_type_id
+        WHERE a.date >= p_checkin AND a.date < p_checkout
+        ORDER BY a.room_type_id, a.date
+        FOR NO KEY UPDATE OF a
+    )
+    UPDATE ari_days a SET inv_held = a.inv_held + l.qty
+    FROM locked l
+    WHERE a.id = l.id AND NOT a.stop_sell AND a.inv_held + a.inv_booked + l.qty <= a.inv_total;
+    GET DIAGNOSTICS v_claimed = ROW_COUNT;
+    IF v_claimed <> v_nights THEN
+        RAISE EXCEPTION 'hold_unavailable' USING ERRCODE = 'HL001';
+    END IF;
+
+    RETURN QUERY SELECT 'created', v_hold.id, v_hold.expires_at, v_hold.total_cents, v_hold.currency;
+END
+$$;
+
+CREATE FUNCTION public.expire_due_holds(p_limit integer) RETURNS SETOF uuid
+    LANGUAGE plpgsql
+    SET lock_timeout TO '2s'
+    AS $$
+DECLARE
+    v_ids uuid[];
+BEGIN
+    WITH due AS (
+        SELECT h.id FROM holds h
+        WHERE h.status = 'active' AND h.expires_at <= now()
+        ORDER BY h.expires_at
+        LIMIT p_limit
+        FOR UPDATE SKIP LOCKED
+    ), expired AS (
+        UPDATE holds h SET status = 'expired', closed_at = now(), cancel_reason = 'sweep'
+        FROM due WHERE h.id = due.id
+        RETURNING h.id, h.property_id, h.conversation_id
+    ), events AS (
+        INSERT INTO outbox_events (event_type, aggregate_type, aggregate_id, payload)
+        SELECT 'hold.expired', 'hold', e.id::text,
+               jsonb_build_object('hold_id', e.id, 'property_id', e.property_id,
+                                  'conversation_id', e.conversation_id, 'reason', 'sweep')
+        FROM expired e
+    )
+    SELECT coalesce(array_agg(e.id ORDER BY e.id), '{}') INTO v_ids FROM expired e;
+    IF cardinality(v_ids) > 0 THEN
+        PERFORM release_hold_nights(v_ids);
+    END IF;
+    RETURN QUERY SELECT unnest(v_ids);
+END
+$$;
+
+CREATE FUNCTION public.release_hold(p_hold_id uuid, p_status text, p_reason text, p_correlation_id text) RETURNS text
+    LANGUAGE plpgsql
+    SET lock_timeout TO '2s'
+    AS $$
+DECLARE
+    v_hold holds%ROWTYPE;
+BEGIN
+    -- The UPDATE is the lock and the check: a concurrent convert/expire that got here
+    -- first has changed the status, and this one then matches nothing.
+    UPDATE holds h SET status = p_status, closed_at = now(), cancel_reason = p_reason
+    WHERE h.id = p_hold_id AND h.status = 'active'
+      AND (p_status = 'cancelled' OR h.expires_at <= now())
+    RETURNING h.* INTO v_hold;
+    IF NOT FOUND THEN
+        RETURN 'noop';
+    END IF;
+    INSERT INTO outbox_events (event_type, aggregate_type, aggregate_id, payload, correlation_id)
+    VALUES ('hold.' || p_status, 'hold', p_hold_id::text,
+            jsonb_build_object('hold_id', p_hold_id, 'property_id', v_hold.property_id,
+                               'conversation_id', v_hold.conversation_id, 'reason', p_reason),
+            p_correlation_id);
+    PERFORM release_hold_nights(ARRAY[p_hold_id]);
+    RETURN p_status;
+END
+$$;
+
+CREATE FUNCTION public.release_hold_nights(p_hold_ids uuid[]) RETURNS void
+    LANGUAGE sql
+    AS $$
+    WITH nights AS (
+        SELECT room_type_id, date, sum(qty) AS qty
+        FROM hold_nights WHERE hold_id = ANY (p_hold_ids)
+        GROUP BY room_type_id, date
+    ), locked AS (
+        SELECT a.id, n.qty
+        FROM ari_days a JOIN nights n ON a.room_type_id = n.room_type_id AND a.date = n.date
+        ORDER BY a.room_type_id, a.date
+        FOR NO KEY UPDATE OF a
+    )
+    UPDATE ari_days a SET inv_held = a.inv_held - l.qty FROM locked l WHERE a.id = l.id
+$$;
+
+CREATE FUNCTION public.reservation_code() RETURNS text
+    LANGUAGE sql
+    AS $$
+    SELECT string_agg(substr('ABCDEFGHJKMNPQRSTUVWXYZ23456789', 1 + floor(random() * 31)::int, 1), '')
+    FROM generate_series(1, 6)
+$$;
+
 CREATE TABLE public.ari_days (
     id bigint NOT NULL,
     property_id bigint NOT NULL,
@@ -327,9 +621,6 @@ ALTER TABLE ONLY public.conversations
 
 ALTER TABLE ONLY public.conversations
     ADD CONSTRAINT conversations_property_id_fkey FOREIGN KEY (property_id) REFERENCES public.properties(id);
-
-ALTER TABLE ONLY public.hold_nights
-    ADD CONSTRAINT hold_nights_ari_day_fkey FOREIGN KEY (room_type_id, date) REFERENCES public.ari_days(room_type_id, date);
 
 ALTER TABLE ONLY public.hold_nights
     ADD CONSTRAINT hold_nights_hold_id_fkey FOREIGN KEY (hold_id) REFERENCES public.holds(id);

@@ -22,6 +22,7 @@ from psycopg import sql
 from app import db
 from app.dev.postgres import start_postgres
 from app.migrate import migrate
+from app.ops.checks import OPS_SQL_DIR
 from app.settings import Secret, Settings
 from tests.support import with_database
 
@@ -88,10 +89,20 @@ def db_url(pg_admin_url: str, template_db: str) -> Iterator[str]:
                 sql.Identifier(name), sql.Identifier(template_db)
             )
         )
+    url = with_database(pg_admin_url, name)
     try:
-        yield with_database(pg_admin_url, name)
+        yield url
+        _assert_calendar_consistent(url)
     finally:
         drop_database(pg_admin_url, name)
+
+
+def _assert_calendar_consistent(url: str) -> None:
+    """After every test: the runbook's reconcile query finds nothing."""
+    query = (OPS_SQL_DIR / "reconcile_ari_vs_holds.sql").read_text()
+    with psycopg.connect(url) as check:
+        rows = check.execute(query).fetchall()
+    assert rows == [], f"reconcile found inconsistent nights: {rows[:5]}"
 
 
 @pytest.fixture

@@ -101,8 +101,9 @@ CREATE TABLE hold_nights (
     room_type_id bigint NOT NULL,
     date         date NOT NULL,
     qty          integer NOT NULL CONSTRAINT hold_nights_qty_check CHECK (qty > 0),
-    CONSTRAINT hold_nights_ari_day_fkey FOREIGN KEY (room_type_id, date)
-        REFERENCES ari_days (room_type_id, date),
+    -- No foreign key to ari_days on purpose: its KEY SHARE lock on the hot night would
+    -- turn every concurrent claim into a multixact. create_hold only writes nights it
+    -- has just claimed, and ari_days rows are never deleted.
     CONSTRAINT hold_nights_hold_id_room_type_id_date_key UNIQUE (hold_id, room_type_id, date)
 );
 CREATE INDEX hold_nights_room_type_id_date_idx ON hold_nights (room_type_id, date);

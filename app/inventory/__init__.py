@@ -1,0 +1,1 @@
+"""A pousada's calendar: property setup, quotes and the critical hold transactions."""

@@ -1,0 +1,202 @@
+"""The critical transactions: create, expire, cancel and convert holds, and the sweep.
+
+Each function takes a connection and runs exactly one transaction, a single call
+of the SQL function of the same name (sql/migrations/0002_inventory.sql), so the
+contended row locks live for one round trip. None of them calls the network.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+import orjson
+
+from app.db import QUERIES
+from app.errors import AppError, BadRequest, Busy, IdempotencyConflict, NothingAvailable, NotFound
+from app.inventory.stay import Stay
+
+_UNAVAILABLE = "HL001"  # raised by create_hold when a concurrent claim won a night
+_RETRYABLE = {"55P03": "lock_timeout", "40P01": "deadlock", "40001": "serialization"}
+
+
+@dataclass(frozen=True)
+class HoldRequest:
+    property_id: int
+    stay: Stay
+    # (room_type_id, quantity) pairs, one per room type.
+    rooms: tuple[tuple[int, int], ...]
+    idempotency_key: str
+    conversation_id: uuid.UUID | None = None
+
+    def __post_init__(self) -> None:
+        room_type_ids = [room_type_id for room_type_id, _ in self.rooms]
+        if not self.rooms or len(set(room_type_ids)) != len(room_type_ids):
+            raise BadRequest("name each room type once")
+        if any(quantity < 1 for _, quantity in self.rooms):
+            raise BadRequest("room quantity must be at least 1")
+        if not self.idempotency_key or len(self.idempotency_key) > 200:
+            raise BadRequest("idempotency key must be 1-200 characters")
+
+    def fingerprint(self) -> str:
+        """What makes two requests 'the same' for idempotency (the key itself excluded)."""
+        canonical = {
+            "property_id": self.property_id,
+            "checkin": self.stay.checkin.isoformat(),
+            "checkout": self.stay.checkout.isoformat(),
+            "guests": self.stay.guests,
+            "rooms": sorted(self.rooms),
+            "conversation_id": str(self.conversation_id) if self.conversation_id else None,
+        }
+        return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+@dataclass(frozen=True)
+class Hold:
+    id: uuid.UUID
+    expires_at: dt.datetime
+    total_cents: int
+    currency: str
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class Conversion:
+    outcome: str  # converted | already_processed | late | duplicate | mismatch
+    payment_id: uuid.UUID
+    reservation_id: uuid.UUID | None
+    reservation_code: str | None
+
+
+def _translate(exc: asyncpg.PostgresError) -> AppError:
+    """Driver errors become domain errors here, and only here."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    if sqlstate == _UNAVAILABLE:
+        return NothingAvailable()
+    if sqlstate in _RETRYABLE:
+        return Busy(f"calendar busy ({_RETRYABLE[sqlstate]})")
+    raise exc
+
+
+async def create_hold(
+    conn: asyncpg.Connection,
+    request: HoldRequest,
+    *,
+    ttl_seconds: int,
+    correlation_id: str | None = None,
+) -> Hold:
+    """Claim every night of the request or none; a replayed key returns the original hold.
+
+    Invariant: for each night, inv_held + inv_booked <= inv_total, and a committed hold
+    owns exactly the nights in its hold_nights rows.
+    """
+    try:
+        row = await conn.fetchrow(
+            QUERIES["create_hold"],
+            request.property_id,
+            [room_type_id for room_type_id, _ in request.rooms],
+            [quantity for _, quantity in request.rooms],
+            request.stay.checkin,
+            request.stay.checkout,
+            request.stay.guests,
+            ttl_seconds,
+            request.idempotency_key,
+            request.fingerprint(),
+            request.conversation_id,
+            correlation_id,
+        )
+    except asyncpg.PostgresError as exc:
+        raise _translate(exc) from None
+    assert row is not None
+    outcome = row["outcome"]
+    if outcome in ("created", "replayed"):
+        return Hold(
+            id=row["hold_id"],
+            expires_at=row["expires_at"],
+            total_cents=row["total_cents"],
+            currency=row["currency"],
+            replayed=outcome == "replayed",
+        )
+    if outcome == "unavailable":
+        raise NothingAvailable()
+    if outcome == "conflict":
+        raise IdempotencyConflict()
+    if outcome == "invalid_property":
+        raise NotFound("no such property or room type")
+    if outcome == "too_many_guests":
+        raise BadRequest("too many guests for the rooms asked for")
+    if outcome == "past_dates":
+        raise BadRequest("check-in is in the past")
+    raise AppError(f"create_hold returned {outcome!r}")
+
+
+async def _release(
+    conn: asyncpg.Connection, hold_id: uuid.UUID, status: str, reason: str | None,
+    correlation_id: str | None,
+) -> bool:
+    try:
+        outcome = await conn.fetchval(QUERIES["release_hold"], hold_id, status, reason, correlation_id)
+    except asyncpg.PostgresError as exc:
+        raise _translate(exc) from None
+    return bool(outcome == status)
+
+
+async def expire_hold(
+    conn: asyncpg.Connection, hold_id: uuid.UUID, *, correlation_id: str | None = None
+) -> bool:
+    """Expire an active hold that is due, releasing exactly its nights. False: no-op."""
+    return await _release(conn, hold_id, "expired", "ttl", correlation_id)
+
+
+async def cancel_hold(
+    conn: asyncpg.Connection, hold_id: uuid.UUID, reason: str, *, correlation_id: str | None = None
+) -> bool:
+    """Cancel an active hold, releasing exactly its nights. False: it was not active."""
+    return await _release(conn, hold_id, "cancelled", reason, correlation_id)
+
+
+async def expire_due_holds(conn: asyncpg.Connection, limit: int) -> list[uuid.UUID]:
+    """Expire up to ``limit`` overdue active holds, skipping rows others have locked."""
+    try:
+        rows = await conn.fetch(QUERIES["expire_due_holds"], limit)
+    except asyncpg.PostgresError as exc:
+        raise _translate(exc) from None
+    return [row[0] for row in rows]
+
+
+async def convert_hold(
+    conn: asyncpg.Connection,
+    hold_id: uuid.UUID,
+    *,
+    provider_object_id: str,
+    amount_cents: int,
+    currency: str,
+    payment_intent: str | None = None,
+    provider: str = "stripe",
+    correlation_id: str | None = None,
+) -> Conversion:
+    """Turn a paid hold into its one reservation, or record why the payment needs a refund.
+
+    Invariant: a hold has at most one reservation; nights move from held to booked in
+    the same transaction; an expired/cancelled hold is booked only if all its nights
+    are still free; every payment is decided once.
+    """
+    try:
+        row = await conn.fetchrow(
+            QUERIES["convert_hold"], hold_id, provider, provider_object_id, amount_cents,
+            currency, payment_intent, correlation_id,
+        )
+    except asyncpg.PostgresError as exc:
+        raise _translate(exc) from None
+    assert row is not None
+    if row["outcome"] == "unknown_hold":
+        raise NotFound("no such hold")
+    return Conversion(
+        outcome=row["outcome"],
+        payment_id=row["payment_id"],
+        reservation_id=row["reservation_id"],
+        reservation_code=row["reservation_code"],
+    )

@@ -1,0 +1,1 @@
+"""Operations: the runbook's SQL files, run as commands."""
