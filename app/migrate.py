@@ -44,8 +44,8 @@ def ensure_database(database_url: str) -> None:
         try:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
             log.info("database_created")
-        except errors.DuplicateDatabase:
-            pass  # a concurrent migrator created it first
+        except (errors.DuplicateDatabase, errors.UniqueViolation):
+            pass  # a concurrent migrator created it first (the race surfaces as either)
 
 
 def migrate(database_url: str) -> list[str]:
