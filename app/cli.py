@@ -75,7 +75,8 @@ async def _property_import(
     from app.inventory.setup import import_property, parse_property
 
     try:
-        data = orjson.loads(Path(args.file).read_bytes())
+        # One small file, read before anything else runs on this loop.
+        data = orjson.loads(Path(args.file).read_bytes())  # noqa: ASYNC240
     except OSError as exc:
         raise BadRequest(f"cannot read {args.file}: {exc.strerror}") from None
     except orjson.JSONDecodeError as exc:
@@ -144,14 +145,19 @@ def _parser() -> argparse.ArgumentParser:
     prop = commands.add_parser("property", help="property setup").add_subparsers(
         dest="sub", required=True
     )
-    command(prop, "import", "create or update a property from a JSON file",
-            run=_with_connection(_property_import)).add_argument("file")
+    command(
+        prop,
+        "import",
+        "create or update a property from a JSON file",
+        run=_with_connection(_property_import),
+    ).add_argument("file")
 
     ari = commands.add_parser("ari", help="availability, rates and restrictions").add_subparsers(
         dest="sub", required=True
     )
-    ari_set = command(ari, "set", "change a date range (both ends inclusive)",
-                      run=_with_connection(_ari_set))
+    ari_set = command(
+        ari, "set", "change a date range (both ends inclusive)", run=_with_connection(_ari_set)
+    )
     ari_set.add_argument("--property", required=True)
     ari_set.add_argument("--room-type", required=True)
     ari_set.add_argument("--from", dest="start", type=_date, required=True)
@@ -163,10 +169,18 @@ def _parser() -> argparse.ArgumentParser:
     ops = commands.add_parser("ops", help="runbook checks and repairs").add_subparsers(
         dest="sub", required=True
     )
-    command(ops, "reconcile", "ARI counters vs holds and reservations (exit 1 if any differ)",
-            run=_with_connection(_ops_check("reconcile")))
-    command(ops, "stuck-holds", "active holds long past expiry (exit 1 if any)",
-            run=_with_connection(_ops_check("stuck-holds")))
+    command(
+        ops,
+        "reconcile",
+        "ARI counters vs holds and reservations (exit 1 if any differ)",
+        run=_with_connection(_ops_check("reconcile")),
+    )
+    command(
+        ops,
+        "stuck-holds",
+        "active holds long past expiry (exit 1 if any)",
+        run=_with_connection(_ops_check("stuck-holds")),
+    )
 
     dev = commands.add_parser("dev", help="local development commands").add_subparsers(
         dest="sub", required=True

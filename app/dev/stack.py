@@ -1,8 +1,9 @@
 """`make run`: the whole system on this machine, no Docker.
 
 Starts a Postgres under .local/ unless DATABASE_URL is set, always migrates the
-database it uses, then serves `public` on 127.0.0.1:$PUBLIC_PORT and `worker` on
-127.0.0.1:$WORKER_PORT until Ctrl-C / SIGTERM, and stops everything it started.
+database it uses and imports docs/examples/property.json, then serves `public` on
+127.0.0.1:$PUBLIC_PORT and `worker` on 127.0.0.1:$WORKER_PORT until Ctrl-C or
+SIGTERM, and stops everything it started.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from app.logging import configure_logging
 log = logging.getLogger("app.dev.stack")
 
 LOCAL_DIR = Path(".local")
+SAMPLE_PROPERTY = Path(__file__).resolve().parents[2] / "docs" / "examples" / "property.json"
 
 
 def _spawn(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
@@ -57,9 +59,10 @@ def run_stack() -> int:
             database = start_postgres(LOCAL_DIR / "pg", log_file=LOCAL_DIR / "postgres.log")
             env["DATABASE_URL"] = database.url("hotelly")
             log.info("local_postgres_started", extra={"port": database.port})
-        if subprocess.run([sys.executable, "-m", "app", "migrate"], env=env).returncode != 0:
-            log.error("migrate_failed")
-            return 1
+        for step in (["migrate"], ["property", "import", str(SAMPLE_PROPERTY)]):
+            if subprocess.run([sys.executable, "-m", "app", *step], env=env).returncode != 0:
+                log.error("stack_setup_failed", extra={"step": step[0]})
+                return 1
         roles = (
             ("public", env.get("PUBLIC_PORT", "8080")),
             ("worker", env.get("WORKER_PORT", "8081")),

@@ -16,7 +16,7 @@ import asyncpg
 import orjson
 
 from app.db import QUERIES
-from app.errors import AppError, BadRequest, Busy, IdempotencyConflict, NothingAvailable, NotFound
+from app.errors import AppError, BadRequest, Busy, IdempotencyConflict, NotFound, NothingAvailable
 from app.inventory.stay import Stay
 
 _UNAVAILABLE = "HL001"  # raised by create_hold when a concurrent claim won a night
@@ -134,11 +134,16 @@ async def create_hold(
 
 
 async def _release(
-    conn: asyncpg.Connection, hold_id: uuid.UUID, status: str, reason: str | None,
+    conn: asyncpg.Connection,
+    hold_id: uuid.UUID,
+    status: str,
+    reason: str | None,
     correlation_id: str | None,
 ) -> bool:
     try:
-        outcome = await conn.fetchval(QUERIES["release_hold"], hold_id, status, reason, correlation_id)
+        outcome = await conn.fetchval(
+            QUERIES["release_hold"], hold_id, status, reason, correlation_id
+        )
     except asyncpg.PostgresError as exc:
         raise _translate(exc) from None
     return bool(outcome == status)
@@ -186,8 +191,14 @@ async def convert_hold(
     """
     try:
         row = await conn.fetchrow(
-            QUERIES["convert_hold"], hold_id, provider, provider_object_id, amount_cents,
-            currency, payment_intent, correlation_id,
+            QUERIES["convert_hold"],
+            hold_id,
+            provider,
+            provider_object_id,
+            amount_cents,
+            currency,
+            payment_intent,
+            correlation_id,
         )
     except asyncpg.PostgresError as exc:
         raise _translate(exc) from None

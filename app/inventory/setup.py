@@ -63,7 +63,7 @@ class ImportResult:
 
 
 def _field(data: dict[str, Any], key: str, kind: type, where: str, optional: bool = False) -> Any:
-    value = data.get(key)
+    value: Any = data.get(key)
     if value is None and optional:
         return None
     if not isinstance(value, kind) or isinstance(value, bool) is not (kind is bool):
@@ -181,8 +181,13 @@ async def import_property(
     settings = {"whatsapp": spec.whatsapp}
     async with conn.transaction():
         row = await conn.fetchrow(
-            QUERIES["upsert_property"], spec.code, spec.name, spec.timezone, spec.currency,
-            whatsapp_id, settings,
+            QUERIES["upsert_property"],
+            spec.code,
+            spec.name,
+            spec.timezone,
+            spec.currency,
+            whatsapp_id,
+            settings,
         )
         property_id = row["id"] if row else await conn.fetchval(QUERIES["property_id"], spec.code)
         room_ids: dict[str, int] = {}
@@ -218,8 +223,13 @@ async def import_property(
         )
         _refuse_overcommit(locked, {v: k for k, v in room_ids.items()})
         written = await conn.fetch(
-            QUERIES["upsert_ari"], property_id, room_col, date_col,
-            [v[0] for v in values], [v[1] for v in values], [v[2] for v in values],
+            QUERIES["upsert_ari"],
+            property_id,
+            room_col,
+            date_col,
+            [v[0] for v in values],
+            [v[1] for v in values],
+            [v[2] for v in values],
         )
     inserted = sum(1 for r in written if r["inserted"])
     return ImportResult(

@@ -39,7 +39,9 @@ async def make_calendar(
         timezone="America/Sao_Paulo",
         currency="BRL",
         whatsapp={"phone_number_id": f"pn-{code}"},
-        room_types=tuple(RoomTypeSpec(c, c.title(), occ, units, rate) for c, occ, units, rate in rooms),
+        room_types=tuple(
+            RoomTypeSpec(c, c.title(), occ, units, rate) for c, occ, units, rate in rooms
+        ),
         overrides=overrides,
         start=start,
         end=start + dt.timedelta(days=days - 1),

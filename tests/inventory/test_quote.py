@@ -1,0 +1,61 @@
+"""Quotes: available room types with nightly breakdown and totals, read only."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from app.errors import BadRequest, NotFound
+from app.inventory.quote import get_property, quote
+from app.inventory.setup import OverrideSpec
+from app.inventory.stay import Stay
+from tests.inventory.conftest import START, make_calendar
+
+
+async def test_quote_lists_hosting_room_types_with_breakdown(conn) -> None:  # type: ignore[no-untyped-def]
+    """Room types that host the guests with every night for sale, cheapest first, each
+    with its nightly rates and total in cents; stop-sold or sold-out room types drop out."""
+    night2 = START + dt.timedelta(days=1)
+    cal = await make_calendar(
+        conn,
+        [("std", 2, 3, 30000), ("sup", 3, 2, 45000), ("fam", 5, 1, 70000), ("tiny", 1, 5, 10000)],
+        overrides=(
+            OverrideSpec("std", night2, night2, None, 39000, None),
+            OverrideSpec("sup", night2, night2, None, None, True),
+        ),
+    )
+    await conn.execute(
+        "UPDATE ari_days SET inv_booked = 1 WHERE room_type_id = $1", cal.room_type_ids["fam"]
+    )
+    stay = Stay(START, START + dt.timedelta(days=3), 2)
+    options = await quote(conn, cal.property, stay, today=START)
+    assert [o.code for o in options] == ["std"]
+    assert [(n.date, n.rate_cents) for n in options[0].nights] == [
+        (START, 30000),
+        (night2, 39000),
+        (START + dt.timedelta(days=2), 30000),
+    ]
+    assert options[0].total_cents == 99000
+    later = Stay(START + dt.timedelta(days=2), START + dt.timedelta(days=4), 2)
+    assert [o.code for o in await quote(conn, cal.property, later, today=START)] == ["std", "sup"]
+    await conn.execute("UPDATE ari_days SET inv_booked = 0")
+
+
+async def test_quote_validates_occupancy_dates_and_property(conn) -> None:  # type: ignore[no-untyped-def]
+    """More guests than any room hosts, a past check-in or an unknown property: clear errors;
+    dates outside the calendar: no options."""
+    cal = await make_calendar(conn, [("std", 2, 3, 30000)], days=10)
+    with pytest.raises(BadRequest, match="at most 2"):
+        await quote(conn, cal.property, Stay(START, START + dt.timedelta(days=1), 3), today=START)
+    with pytest.raises(BadRequest, match="past"):
+        await quote(
+            conn,
+            cal.property,
+            Stay(START, START + dt.timedelta(days=1), 2),
+            today=START + dt.timedelta(days=1),
+        )
+    far = Stay(START + dt.timedelta(days=8), START + dt.timedelta(days=12), 2)
+    assert await quote(conn, cal.property, far, today=START) == []
+    with pytest.raises(NotFound):
+        await get_property(conn, "nope")
