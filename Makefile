@@ -8,7 +8,7 @@ WORKER_PORT ?= 8081
 PYTEST_ARGS ?=
 export PUBLIC_PORT WORKER_PORT
 
-.PHONY: install postgres-binaries run test lint format migrate schema
+.PHONY: install postgres-binaries run test lint format migrate schema bench-holds
 
 install: $(VENV)/.installed
 
@@ -49,3 +49,8 @@ migrate: install
 # Rewrites sql/schema.sql from a throwaway database migrated from scratch.
 schema: install postgres-binaries
 	$(PY) -m app.dev.schema > sql/schema.sql
+
+# create_hold against the single-UPDATE floor on a throwaway durable Postgres:
+# BENCH_SECONDS per phase (default 10), about 2 minutes. See docs/performance.md.
+bench-holds: install postgres-binaries
+	$(PY) -m bench.holds

@@ -68,9 +68,9 @@ def _field(data: dict[str, Any], key: str, kind: type, where: str, optional: boo
         return None
     if not isinstance(value, kind) or isinstance(value, bool) is not (kind is bool):
         raise BadRequest(f"{where}{key} must be a {kind.__name__}")
-    if kind is str and not str(value).strip():
+    if isinstance(value, str) and not value.strip():
         raise BadRequest(f"{where}{key} must not be empty")
-    if kind is int and int(value) < 0:
+    if isinstance(value, int) and value < 0:
         raise BadRequest(f"{where}{key} must not be negative")
     return value
 
