@@ -118,8 +118,10 @@ DECLARE
     v_hold     holds%ROWTYPE;
     v_currency text;
     v_today    date;
+    v_rooms    integer;
     v_capacity bigint;
     v_found    integer;
+    v_sellable integer;
     v_total    bigint;
     v_claimed  integer;
 BEGIN
@@ -134,10 +136,10 @@ BEGIN
 
     SELECT p.currency, (now() AT TIME ZONE p.timezone)::date INTO v_currency, v_today
     FROM properties p WHERE p.id = p_property_id;
-    SELECT sum(rt.max_occupancy * w.qty) INTO v_capacity
+    SELECT count(*), sum(rt.max_occupancy * w.qty) INTO v_rooms, v_capacity
     FROM unnest(p_room_type_ids, p_quantities) AS w(room_type_id, qty)
     JOIN room_types rt ON rt.id = w.room_type_id AND rt.property_id = p_property_id;
-    IF v_currency IS NULL OR v_capacity IS NULL THEN
+    IF v_currency IS NULL OR v_rooms <> cardinality(p_room_type_ids) THEN
         RETURN QUERY SELECT 'invalid_property', NULL::uuid, NULL::timestamptz, NULL::bigint, NULL::text;
         RETURN;
     ELSIF v_capacity < p_guests THEN
@@ -148,17 +150,22 @@ BEGIN
         RETURN;
     END IF;
 
-    -- Price from a plain read, before any lock. Every night must exist and be for sale.
-    SELECT count(*), sum(a.rate_cents * w.qty) INTO v_found, v_total
+    -- Price and a first look at availability from a plain read, before any lock.
+    SELECT count(*), count(*) FILTER (WHERE NOT a.stop_sell
+                                        AND a.inv_held + a.inv_booked + w.qty <= a.inv_total),
+           sum(a.rate_cents * w.qty)
+    INTO v_found, v_sellable, v_total
     FROM unnest(p_room_type_ids, p_quantities) AS w(room_type_id, qty)
     JOIN ari_days a ON a.room_type_id = w.room_type_id
-    WHERE a.date >= p_checkin AND a.date < p_checkout AND NOT a.stop_sell
-      AND a.inv_held + a.inv_booked + w.qty <= a.inv_total;
+    WHERE a.date >= p_checkin AND a.date < p_checkout;
     IF v_found <> v_nights THEN
         RETURN QUERY SELECT 'unavailable', NULL::uuid, NULL::timestamptz, NULL::bigint, NULL::text;
         RETURN;
     END IF;
 
+    -- Claim the key before any answer that depends on availability: a concurrent
+    -- request with the same key waits here for the first one, then replays its hold
+    -- (answering "unavailable" while our own hold is committing would be a lie).
     INSERT INTO holds AS h (property_id, checkin, checkout, guests, total_cents, currency,
                             expires_at, create_idempotency_key, request_fingerprint,
                             conversation_id, correlation_id)
@@ -168,13 +175,15 @@ BEGIN
     ON CONFLICT ON CONSTRAINT holds_property_id_create_idempotency_key_key DO NOTHING
     RETURNING h.* INTO v_hold;
     IF NOT FOUND THEN
-        -- A concurrent request with the same key committed first: answer as a replay.
         SELECT * INTO v_hold FROM holds h
         WHERE h.property_id = p_property_id AND h.create_idempotency_key = p_idempotency_key;
         RETURN QUERY SELECT CASE WHEN v_hold.request_fingerprint = p_fingerprint
                                  THEN 'replayed' ELSE 'conflict' END,
                             v_hold.id, v_hold.expires_at, v_hold.total_cents, v_hold.currency;
         RETURN;
+    END IF;
+    IF v_sellable <> v_nights THEN
+        RAISE EXCEPTION 'hold_unavailable' USING ERRCODE = 'HL001';
     END IF;
 
     INSERT INTO hold_nights (hold_id, room_type_id, date, qty)
@@ -218,24 +227,20 @@ CREATE FUNCTION public.expire_due_holds(p_limit integer) RETURNS SETOF uuid
 DECLARE
     v_ids uuid[];
 BEGIN
-    WITH due AS (
+    SELECT coalesce(array_agg(due.id), '{}') INTO v_ids FROM (
         SELECT h.id FROM holds h
         WHERE h.status = 'active' AND h.expires_at <= now()
         ORDER BY h.expires_at
         LIMIT p_limit
         FOR UPDATE SKIP LOCKED
-    ), expired AS (
-        UPDATE holds h SET status = 'expired', closed_at = now(), cancel_reason = 'sweep'
-        FROM due WHERE h.id = due.id
-        RETURNING h.id, h.property_id, h.conversation_id
-    ), events AS (
-        INSERT INTO outbox_events (event_type, aggregate_type, aggregate_id, payload)
-        SELECT 'hold.expired', 'hold', e.id::text,
-               jsonb_build_object('hold_id', e.id, 'property_id', e.property_id,
-                                  'conversation_id', e.conversation_id, 'reason', 'sweep')
-        FROM expired e
-    )
-    SELECT coalesce(array_agg(e.id ORDER BY e.id), '{}') INTO v_ids FROM expired e;
+    ) AS due;
+    UPDATE holds h SET status = 'expired', closed_at = now(), cancel_reason = 'sweep'
+    WHERE h.id = ANY (v_ids);
+    INSERT INTO outbox_events (event_type, aggregate_type, aggregate_id, payload)
+    SELECT 'hold.expired', 'hold', h.id::text,
+           jsonb_build_object('hold_id', h.id, 'property_id', h.property_id,
+                              'conversation_id', h.conversation_id, 'reason', 'sweep')
+    FROM holds h WHERE h.id = ANY (v_ids);
     IF cardinality(v_ids) > 0 THEN
         PERFORM release_hold_nights(v_ids);
     END IF;
@@ -270,19 +275,21 @@ END
 $$;
 
 CREATE FUNCTION public.release_hold_nights(p_hold_ids uuid[]) RETURNS void
-    LANGUAGE sql
+    LANGUAGE plpgsql
     AS $$
+BEGIN
     WITH nights AS (
-        SELECT room_type_id, date, sum(qty) AS qty
-        FROM hold_nights WHERE hold_id = ANY (p_hold_ids)
-        GROUP BY room_type_id, date
+        SELECT n.room_type_id, n.date, sum(n.qty) AS qty
+        FROM hold_nights n WHERE n.hold_id = ANY (p_hold_ids)
+        GROUP BY n.room_type_id, n.date
     ), locked AS (
         SELECT a.id, n.qty
         FROM ari_days a JOIN nights n ON a.room_type_id = n.room_type_id AND a.date = n.date
         ORDER BY a.room_type_id, a.date
         FOR NO KEY UPDATE OF a
     )
-    UPDATE ari_days a SET inv_held = a.inv_held - l.qty FROM locked l WHERE a.id = l.id
+    UPDATE ari_days a SET inv_held = a.inv_held - l.qty FROM locked l WHERE a.id = l.id;
+END
 $$;
 
 CREATE FUNCTION public.reservation_code() RETURNS text

@@ -329,3 +329,18 @@ async def test_hold_request_validation() -> None:
     for rooms, key in [((), "k"), (((1, 1), (1, 1)), "k"), (((1, 0),), "k"), (((1, 1),), "")]:
         with pytest.raises(BadRequest):
             HoldRequest(property_id=1, stay=stay, rooms=rooms, idempotency_key=key)
+
+
+async def test_room_type_of_another_property_is_refused(conn) -> None:  # type: ignore[no-untyped-def]
+    """A request mixing the property's room type with another property's claims nothing."""
+    a = await make_calendar(conn, [("std", 2, 1, 100)], code="inn-a", days=3)
+    b = await make_calendar(conn, [("std", 2, 1, 100)], code="inn-b", days=3)
+    request = HoldRequest(
+        a.property.id,
+        _stay(a, 0, 1),
+        ((a.room_type_ids["std"], 1), (b.room_type_ids["std"], 1)),
+        "k1",
+    )
+    with pytest.raises(NotFound):
+        await create_hold(conn, request, ttl_seconds=TTL)
+    assert await conn.fetchval("SELECT sum(inv_held) FROM ari_days") == 0
