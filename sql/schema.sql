@@ -112,74 +112,77 @@ $$;
 CREATE FUNCTION public.create_hold(p_property_id bigint, p_room_type_ids bigint[], p_quantities integer[], p_checkin date, p_checkout date, p_guests integer, p_ttl_seconds integer, p_idempotency_key text, p_fingerprint text, p_conversation_id uuid, p_correlation_id text) RETURNS TABLE(outcome text, hold_id uuid, expires_at timestamp with time zone, total_cents bigint, currency text)
     LANGUAGE plpgsql
     SET lock_timeout TO '2s'
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 DECLARE
     v_nights   integer := (p_checkout - p_checkin) * cardinality(p_room_type_ids);
     v_hold     holds%ROWTYPE;
     v_currency text;
     v_today    date;
-    v_rooms    integer;
+    v_rooms    bigint;
     v_capacity bigint;
-    v_found    integer;
-    v_sellable integer;
+    v_found    bigint;
+    v_sellable bigint;
     v_total    bigint;
+    v_refusal  text;
     v_claimed  integer;
 BEGIN
-    SELECT * INTO v_hold FROM holds h
-    WHERE h.property_id = p_property_id AND h.create_idempotency_key = p_idempotency_key;
-    IF FOUND THEN
-        RETURN QUERY SELECT CASE WHEN v_hold.request_fingerprint = p_fingerprint
-                                 THEN 'replayed' ELSE 'conflict' END,
-                            v_hold.id, v_hold.expires_at, v_hold.total_cents, v_hold.currency;
-        RETURN;
-    END IF;
+    -- Everything to validate and price the request, from plain reads, before any lock.
+    SELECT p.currency, (now() AT TIME ZONE p.timezone)::date,
+           rooms.n, rooms.capacity, nights.found, nights.sellable, nights.total
+    INTO v_currency, v_today, v_rooms, v_capacity, v_found, v_sellable, v_total
+    FROM properties p
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS n,
+               sum(rt.max_occupancy * p_quantities[array_position(p_room_type_ids, rt.id)])
+                   AS capacity
+        FROM room_types rt
+        WHERE rt.id = ANY (p_room_type_ids) AND rt.property_id = p.id
+    ) AS rooms
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS found,
+               count(*) FILTER (WHERE NOT a.stop_sell AND a.inv_held + a.inv_booked
+                                  + p_quantities[array_position(p_room_type_ids, a.room_type_id)]
+                                  <= a.inv_total) AS sellable,
+               sum(a.rate_cents * p_quantities[array_position(p_room_type_ids, a.room_type_id)])
+                   AS total
+        FROM ari_days a
+        WHERE a.room_type_id = ANY (p_room_type_ids)
+          AND a.date >= p_checkin AND a.date < p_checkout
+    ) AS nights
+    WHERE p.id = p_property_id;
 
-    SELECT p.currency, (now() AT TIME ZONE p.timezone)::date INTO v_currency, v_today
-    FROM properties p WHERE p.id = p_property_id;
-    SELECT count(*), sum(rt.max_occupancy * w.qty) INTO v_rooms, v_capacity
-    FROM unnest(p_room_type_ids, p_quantities) AS w(room_type_id, qty)
-    JOIN room_types rt ON rt.id = w.room_type_id AND rt.property_id = p_property_id;
-    IF v_currency IS NULL OR v_rooms <> cardinality(p_room_type_ids) THEN
-        RETURN QUERY SELECT 'invalid_property', NULL::uuid, NULL::timestamptz, NULL::bigint, NULL::text;
-        RETURN;
-    ELSIF v_capacity < p_guests THEN
-        RETURN QUERY SELECT 'too_many_guests', NULL::uuid, NULL::timestamptz, NULL::bigint, NULL::text;
-        RETURN;
-    ELSIF p_checkin < v_today THEN
-        RETURN QUERY SELECT 'past_dates', NULL::uuid, NULL::timestamptz, NULL::bigint, NULL::text;
-        RETURN;
-    END IF;
-
-    -- Price and a first look at availability from a plain read, before any lock.
-    SELECT count(*), count(*) FILTER (WHERE NOT a.stop_sell
-                                        AND a.inv_held + a.inv_booked + w.qty <= a.inv_total),
-           sum(a.rate_cents * w.qty)
-    INTO v_found, v_sellable, v_total
-    FROM unnest(p_room_type_ids, p_quantities) AS w(room_type_id, qty)
-    JOIN ari_days a ON a.room_type_id = w.room_type_id
-    WHERE a.date >= p_checkin AND a.date < p_checkout;
-    IF v_found <> v_nights THEN
-        RETURN QUERY SELECT 'unavailable', NULL::uuid, NULL::timestamptz, NULL::bigint, NULL::text;
-        RETURN;
-    END IF;
+    v_refusal := CASE
+        WHEN v_currency IS NULL OR v_rooms <> cardinality(p_room_type_ids) THEN 'invalid_property'
+        WHEN v_capacity < p_guests THEN 'too_many_guests'
+        WHEN p_checkin < v_today THEN 'past_dates'
+        WHEN v_found <> v_nights THEN 'unavailable'
+    END;
 
     -- Claim the key before any answer that depends on availability: a concurrent
     -- request with the same key waits here for the first one, then replays its hold
     -- (answering "unavailable" while our own hold is committing would be a lie).
-    INSERT INTO holds AS h (property_id, checkin, checkout, guests, total_cents, currency,
-                            expires_at, create_idempotency_key, request_fingerprint,
-                            conversation_id, correlation_id)
-    VALUES (p_property_id, p_checkin, p_checkout, p_guests, v_total, v_currency,
-            now() + make_interval(secs => p_ttl_seconds), p_idempotency_key, p_fingerprint,
-            p_conversation_id, p_correlation_id)
-    ON CONFLICT ON CONSTRAINT holds_property_id_create_idempotency_key_key DO NOTHING
-    RETURNING h.* INTO v_hold;
-    IF NOT FOUND THEN
+    IF v_refusal IS NULL THEN
+        INSERT INTO holds AS h (property_id, checkin, checkout, guests, total_cents, currency,
+                                expires_at, create_idempotency_key, request_fingerprint,
+                                conversation_id, correlation_id)
+        VALUES (p_property_id, p_checkin, p_checkout, p_guests, v_total, v_currency,
+                now() + make_interval(secs => p_ttl_seconds), p_idempotency_key, p_fingerprint,
+                p_conversation_id, p_correlation_id)
+        ON CONFLICT ON CONSTRAINT holds_property_id_create_idempotency_key_key DO NOTHING
+        RETURNING h.* INTO v_hold;
+    END IF;
+    IF v_hold.id IS NULL THEN
+        -- Refused, or the key exists: a replay (even of a request now refused) gets its hold.
         SELECT * INTO v_hold FROM holds h
         WHERE h.property_id = p_property_id AND h.create_idempotency_key = p_idempotency_key;
-        RETURN QUERY SELECT CASE WHEN v_hold.request_fingerprint = p_fingerprint
-                                 THEN 'replayed' ELSE 'conflict' END,
-                            v_hold.id, v_hold.expires_at, v_hold.total_cents, v_hold.currency;
+        IF FOUND THEN
+            RETURN QUERY SELECT CASE WHEN v_hold.request_fingerprint = p_fingerprint
+                                     THEN 'replayed' ELSE 'conflict' END,
+                                v_hold.id, v_hold.expires_at, v_hold.total_cents, v_hold.currency;
+        ELSE
+            RETURN QUERY SELECT v_refusal, NULL::uuid, NULL::timestamptz, NULL::bigint, NULL::text;
+        END IF;
         RETURN;
     END IF;
     IF v_sellable <> v_nights THEN
@@ -198,19 +201,28 @@ BEGIN
                                'expires_at', v_hold.expires_at),
             p_correlation_id);
 
-    -- The contended locks, last, in (room type, date) order.
-    WITH locked AS (
-        SELECT a.id, w.qty
-        FROM ari_days a
-        JOIN unnest(p_room_type_ids, p_quantities) AS w(room_type_id, qty)
-          ON a.room_type_id = w.room_type_id
-        WHERE a.date >= p_checkin AND a.date < p_checkout
-        ORDER BY a.room_type_id, a.date
-        FOR NO KEY UPDATE OF a
-    )
-    UPDATE ari_days a SET inv_held = a.inv_held + l.qty
-    FROM locked l
-    WHERE a.id = l.id AND NOT a.stop_sell AND a.inv_held + a.inv_booked + l.qty <= a.inv_total;
+    -- The contended locks, last.
+    IF v_nights = 1 THEN
+        -- One row has no lock order to keep: the plain conditional UPDATE is the claim.
+        UPDATE ari_days a SET inv_held = a.inv_held + p_quantities[1]
+        WHERE a.room_type_id = p_room_type_ids[1] AND a.date = p_checkin
+          AND NOT a.stop_sell AND a.inv_held + a.inv_booked + p_quantities[1] <= a.inv_total;
+    ELSE
+        -- Several rows: lock them in (room type, date) order, then update.
+        WITH locked AS (
+            SELECT a.id FROM ari_days a
+            WHERE a.room_type_id = ANY (p_room_type_ids)
+              AND a.date >= p_checkin AND a.date < p_checkout
+            ORDER BY a.room_type_id, a.date
+            FOR NO KEY UPDATE OF a
+        )
+        UPDATE ari_days a
+        SET inv_held = a.inv_held + p_quantities[array_position(p_room_type_ids, a.room_type_id)]
+        FROM locked l
+        WHERE a.id = l.id AND NOT a.stop_sell
+          AND a.inv_held + a.inv_booked
+              + p_quantities[array_position(p_room_type_ids, a.room_type_id)] <= a.inv_total;
+    END IF;
     GET DIAGNOSTICS v_claimed = ROW_COUNT;
     IF v_claimed <> v_nights THEN
         RAISE EXCEPTION 'hold_unavailable' USING ERRCODE = 'HL001';
@@ -343,21 +355,11 @@ CREATE TABLE public.conversations (
 );
 
 CREATE TABLE public.hold_nights (
-    id bigint NOT NULL,
     hold_id uuid NOT NULL,
     room_type_id bigint NOT NULL,
     date date NOT NULL,
     qty integer NOT NULL,
     CONSTRAINT hold_nights_qty_check CHECK ((qty > 0))
-);
-
-ALTER TABLE public.hold_nights ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
-    SEQUENCE NAME public.hold_nights_id_seq
-    START WITH 1
-    INCREMENT BY 1
-    NO MINVALUE
-    NO MAXVALUE
-    CACHE 1
 );
 
 CREATE TABLE public.holds (
@@ -543,10 +545,7 @@ ALTER TABLE ONLY public.conversations
     ADD CONSTRAINT conversations_property_id_contact_hash_key UNIQUE (property_id, contact_hash);
 
 ALTER TABLE ONLY public.hold_nights
-    ADD CONSTRAINT hold_nights_hold_id_room_type_id_date_key UNIQUE (hold_id, room_type_id, date);
-
-ALTER TABLE ONLY public.hold_nights
-    ADD CONSTRAINT hold_nights_pkey PRIMARY KEY (id);
+    ADD CONSTRAINT hold_nights_pkey PRIMARY KEY (hold_id, room_type_id, date);
 
 ALTER TABLE ONLY public.holds
     ADD CONSTRAINT holds_pkey PRIMARY KEY (id);
@@ -603,8 +602,6 @@ ALTER TABLE ONLY public.room_types
     ADD CONSTRAINT room_types_property_id_code_key UNIQUE (property_id, code);
 
 CREATE INDEX ari_days_property_id_date_idx ON public.ari_days USING btree (property_id, date);
-
-CREATE INDEX hold_nights_room_type_id_date_idx ON public.hold_nights USING btree (room_type_id, date);
 
 CREATE INDEX holds_active_expires_at_idx ON public.holds USING btree (expires_at) WHERE (status = 'active'::text);
 

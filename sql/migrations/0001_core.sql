@@ -95,8 +95,9 @@ CREATE INDEX holds_active_expires_at_idx ON holds (expires_at) WHERE status = 'a
 CREATE INDEX holds_conversation_id_idx ON holds (conversation_id) WHERE conversation_id IS NOT NULL;
 
 -- The exact nights a hold owns; reservations book these same rows.
+-- Keyed by (hold, room type, date): one row per night owned, and no other index, since
+-- every read goes through the hold (each index is paid on every claimed night).
 CREATE TABLE hold_nights (
-    id           bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT hold_nights_pkey PRIMARY KEY,
     hold_id      uuid NOT NULL CONSTRAINT hold_nights_hold_id_fkey REFERENCES holds (id),
     room_type_id bigint NOT NULL,
     date         date NOT NULL,
@@ -104,9 +105,8 @@ CREATE TABLE hold_nights (
     -- No foreign key to ari_days on purpose: its KEY SHARE lock on the hot night would
     -- turn every concurrent claim into a multixact. create_hold only writes nights it
     -- has just claimed, and ari_days rows are never deleted.
-    CONSTRAINT hold_nights_hold_id_room_type_id_date_key UNIQUE (hold_id, room_type_id, date)
+    CONSTRAINT hold_nights_pkey PRIMARY KEY (hold_id, room_type_id, date)
 );
-CREATE INDEX hold_nights_room_type_id_date_idx ON hold_nights (room_type_id, date);
 
 CREATE TABLE payments (
     id                 uuid NOT NULL DEFAULT gen_random_uuid() CONSTRAINT payments_pkey PRIMARY KEY,

@@ -18,6 +18,9 @@ $$;
 -- (same key, different request), invalid_property, too_many_guests, past_dates,
 -- unavailable. A claim that loses any night raises SQLSTATE HL001, which rolls back
 -- the hold, its nights and its outbox row with the statement.
+--
+-- Hot path, five statements: one read, three inserts, the claim. Generic plans, because
+-- re-planning the unnest joins on every call costs more than it ever saves here.
 CREATE FUNCTION create_hold(
     p_property_id     bigint,
     p_room_type_ids   bigint[],
@@ -33,74 +36,77 @@ CREATE FUNCTION create_hold(
 ) RETURNS TABLE (outcome text, hold_id uuid, expires_at timestamptz, total_cents bigint, currency text)
 LANGUAGE plpgsql
 SET lock_timeout = '2s'
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     v_nights   integer := (p_checkout - p_checkin) * cardinality(p_room_type_ids);
     v_hold     holds%ROWTYPE;
     v_currency text;
     v_today    date;
-    v_rooms    integer;
+    v_rooms    bigint;
     v_capacity bigint;
-    v_found    integer;
-    v_sellable integer;
+    v_found    bigint;
+    v_sellable bigint;
     v_total    bigint;
+    v_refusal  text;
     v_claimed  integer;
 BEGIN
-    SELECT * INTO v_hold FROM holds h
-    WHERE h.property_id = p_property_id AND h.create_idempotency_key = p_idempotency_key;
-    IF FOUND THEN
-        RETURN QUERY SELECT CASE WHEN v_hold.request_fingerprint = p_fingerprint
-                                 THEN 'replayed' ELSE 'conflict' END,
-                            v_hold.id, v_hold.expires_at, v_hold.total_cents, v_hold.currency;
-        RETURN;
-    END IF;
+    -- Everything to validate and price the request, from plain reads, before any lock.
+    SELECT p.currency, (now() AT TIME ZONE p.timezone)::date,
+           rooms.n, rooms.capacity, nights.found, nights.sellable, nights.total
+    INTO v_currency, v_today, v_rooms, v_capacity, v_found, v_sellable, v_total
+    FROM properties p
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS n,
+               sum(rt.max_occupancy * p_quantities[array_position(p_room_type_ids, rt.id)])
+                   AS capacity
+        FROM room_types rt
+        WHERE rt.id = ANY (p_room_type_ids) AND rt.property_id = p.id
+    ) AS rooms
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS found,
+               count(*) FILTER (WHERE NOT a.stop_sell AND a.inv_held + a.inv_booked
+                                  + p_quantities[array_position(p_room_type_ids, a.room_type_id)]
+                                  <= a.inv_total) AS sellable,
+               sum(a.rate_cents * p_quantities[array_position(p_room_type_ids, a.room_type_id)])
+                   AS total
+        FROM ari_days a
+        WHERE a.room_type_id = ANY (p_room_type_ids)
+          AND a.date >= p_checkin AND a.date < p_checkout
+    ) AS nights
+    WHERE p.id = p_property_id;
 
-    SELECT p.currency, (now() AT TIME ZONE p.timezone)::date INTO v_currency, v_today
-    FROM properties p WHERE p.id = p_property_id;
-    SELECT count(*), sum(rt.max_occupancy * w.qty) INTO v_rooms, v_capacity
-    FROM unnest(p_room_type_ids, p_quantities) AS w(room_type_id, qty)
-    JOIN room_types rt ON rt.id = w.room_type_id AND rt.property_id = p_property_id;
-    IF v_currency IS NULL OR v_rooms <> cardinality(p_room_type_ids) THEN
-        RETURN QUERY SELECT 'invalid_property', NULL::uuid, NULL::timestamptz, NULL::bigint, NULL::text;
-        RETURN;
-    ELSIF v_capacity < p_guests THEN
-        RETURN QUERY SELECT 'too_many_guests', NULL::uuid, NULL::timestamptz, NULL::bigint, NULL::text;
-        RETURN;
-    ELSIF p_checkin < v_today THEN
-        RETURN QUERY SELECT 'past_dates', NULL::uuid, NULL::timestamptz, NULL::bigint, NULL::text;
-        RETURN;
-    END IF;
-
-    -- Price and a first look at availability from a plain read, before any lock.
-    SELECT count(*), count(*) FILTER (WHERE NOT a.stop_sell
-                                        AND a.inv_held + a.inv_booked + w.qty <= a.inv_total),
-           sum(a.rate_cents * w.qty)
-    INTO v_found, v_sellable, v_total
-    FROM unnest(p_room_type_ids, p_quantities) AS w(room_type_id, qty)
-    JOIN ari_days a ON a.room_type_id = w.room_type_id
-    WHERE a.date >= p_checkin AND a.date < p_checkout;
-    IF v_found <> v_nights THEN
-        RETURN QUERY SELECT 'unavailable', NULL::uuid, NULL::timestamptz, NULL::bigint, NULL::text;
-        RETURN;
-    END IF;
+    v_refusal := CASE
+        WHEN v_currency IS NULL OR v_rooms <> cardinality(p_room_type_ids) THEN 'invalid_property'
+        WHEN v_capacity < p_guests THEN 'too_many_guests'
+        WHEN p_checkin < v_today THEN 'past_dates'
+        WHEN v_found <> v_nights THEN 'unavailable'
+    END;
 
     -- Claim the key before any answer that depends on availability: a concurrent
     -- request with the same key waits here for the first one, then replays its hold
     -- (answering "unavailable" while our own hold is committing would be a lie).
-    INSERT INTO holds AS h (property_id, checkin, checkout, guests, total_cents, currency,
-                            expires_at, create_idempotency_key, request_fingerprint,
-                            conversation_id, correlation_id)
-    VALUES (p_property_id, p_checkin, p_checkout, p_guests, v_total, v_currency,
-            now() + make_interval(secs => p_ttl_seconds), p_idempotency_key, p_fingerprint,
-            p_conversation_id, p_correlation_id)
-    ON CONFLICT ON CONSTRAINT holds_property_id_create_idempotency_key_key DO NOTHING
-    RETURNING h.* INTO v_hold;
-    IF NOT FOUND THEN
+    IF v_refusal IS NULL THEN
+        INSERT INTO holds AS h (property_id, checkin, checkout, guests, total_cents, currency,
+                                expires_at, create_idempotency_key, request_fingerprint,
+                                conversation_id, correlation_id)
+        VALUES (p_property_id, p_checkin, p_checkout, p_guests, v_total, v_currency,
+                now() + make_interval(secs => p_ttl_seconds), p_idempotency_key, p_fingerprint,
+                p_conversation_id, p_correlation_id)
+        ON CONFLICT ON CONSTRAINT holds_property_id_create_idempotency_key_key DO NOTHING
+        RETURNING h.* INTO v_hold;
+    END IF;
+    IF v_hold.id IS NULL THEN
+        -- Refused, or the key exists: a replay (even of a request now refused) gets its hold.
         SELECT * INTO v_hold FROM holds h
         WHERE h.property_id = p_property_id AND h.create_idempotency_key = p_idempotency_key;
-        RETURN QUERY SELECT CASE WHEN v_hold.request_fingerprint = p_fingerprint
-                                 THEN 'replayed' ELSE 'conflict' END,
-                            v_hold.id, v_hold.expires_at, v_hold.total_cents, v_hold.currency;
+        IF FOUND THEN
+            RETURN QUERY SELECT CASE WHEN v_hold.request_fingerprint = p_fingerprint
+                                     THEN 'replayed' ELSE 'conflict' END,
+                                v_hold.id, v_hold.expires_at, v_hold.total_cents, v_hold.currency;
+        ELSE
+            RETURN QUERY SELECT v_refusal, NULL::uuid, NULL::timestamptz, NULL::bigint, NULL::text;
+        END IF;
         RETURN;
     END IF;
     IF v_sellable <> v_nights THEN
@@ -119,19 +125,28 @@ BEGIN
                                'expires_at', v_hold.expires_at),
             p_correlation_id);
 
-    -- The contended locks, last, in (room type, date) order.
-    WITH locked AS (
-        SELECT a.id, w.qty
-        FROM ari_days a
-        JOIN unnest(p_room_type_ids, p_quantities) AS w(room_type_id, qty)
-          ON a.room_type_id = w.room_type_id
-        WHERE a.date >= p_checkin AND a.date < p_checkout
-        ORDER BY a.room_type_id, a.date
-        FOR NO KEY UPDATE OF a
-    )
-    UPDATE ari_days a SET inv_held = a.inv_held + l.qty
-    FROM locked l
-    WHERE a.id = l.id AND NOT a.stop_sell AND a.inv_held + a.inv_booked + l.qty <= a.inv_total;
+    -- The contended locks, last.
+    IF v_nights = 1 THEN
+        -- One row has no lock order to keep: the plain conditional UPDATE is the claim.
+        UPDATE ari_days a SET inv_held = a.inv_held + p_quantities[1]
+        WHERE a.room_type_id = p_room_type_ids[1] AND a.date = p_checkin
+          AND NOT a.stop_sell AND a.inv_held + a.inv_booked + p_quantities[1] <= a.inv_total;
+    ELSE
+        -- Several rows: lock them in (room type, date) order, then update.
+        WITH locked AS (
+            SELECT a.id FROM ari_days a
+            WHERE a.room_type_id = ANY (p_room_type_ids)
+              AND a.date >= p_checkin AND a.date < p_checkout
+            ORDER BY a.room_type_id, a.date
+            FOR NO KEY UPDATE OF a
+        )
+        UPDATE ari_days a
+        SET inv_held = a.inv_held + p_quantities[array_position(p_room_type_ids, a.room_type_id)]
+        FROM locked l
+        WHERE a.id = l.id AND NOT a.stop_sell
+          AND a.inv_held + a.inv_booked
+              + p_quantities[array_position(p_room_type_ids, a.room_type_id)] <= a.inv_total;
+    END IF;
     GET DIAGNOSTICS v_claimed = ROW_COUNT;
     IF v_claimed <> v_nights THEN
         RAISE EXCEPTION 'hold_unavailable' USING ERRCODE = 'HL001';
