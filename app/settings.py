@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 ROLES = ("public", "worker")
+PRODUCTION_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 
 
 class ConfigError(Exception):
@@ -50,6 +51,27 @@ class Settings:
     # 40 min: Stripe's shortest Checkout Session (30 min) plus a grace period, so a
     # guest paying at the last second still finds the nights held.
     hold_ttl_seconds: int = 2400
+    # Where `dev` commands reach the public role.
+    public_url: str = "http://127.0.0.1:8080"
+    # Payments (Stripe).
+    stripe_secret_key: Secret | None = None
+    stripe_webhook_secret: Secret | None = None
+    stripe_api_base: str = "https://api.stripe.com"
+    checkout_payment_methods: tuple[str, ...] = ("card",)
+    # The Checkout Session closes this long before its hold expires, so a payment
+    # started at the last second still lands on a held room.
+    checkout_grace_seconds: int = 300
+    checkout_success_url: str = "https://hotelly.app/paid"
+    auto_refund_late_payments: bool = False
+    # Cloud Tasks and the worker's OIDC identity.
+    tasks_project: str | None = None
+    tasks_location: str | None = None
+    tasks_emulator_host: str | None = None
+    worker_url: str | None = None
+    tasks_service_account: str | None = None
+    oidc_audience: str | None = None
+    oidc_allowed_emails: frozenset[str] = frozenset()
+    oidc_certs_url: str = PRODUCTION_CERTS_URL
 
 
 def _text(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
@@ -77,6 +99,29 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> i
     return value
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(name, f"must be true or false (got {raw!r})")
+
+
+def _url(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
+    value = _text(env, name, default)
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise ConfigError(name, "must be an http(s) URL")
+    return value
+
+
+def _secret(env: Mapping[str, str], name: str) -> Secret | None:
+    value = _text(env, name)
+    return Secret(value) if value is not None else None
+
+
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str | None:
     value = _text(env, name)
     if value is not None and value not in choices:
@@ -96,7 +141,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_role: bool = 
     level = (_text(env, "LOG_LEVEL", "INFO") or "INFO").upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("LOG_LEVEL", f"must be DEBUG, INFO, WARNING or ERROR (got {level!r})")
-    return Settings(
+    worker_url = _url(env, "WORKER_URL")
+    settings = Settings(
         database_url=Secret(database_url),
         role=role,
         host=_text(env, "HOST", "0.0.0.0") or "0.0.0.0",
@@ -105,4 +151,57 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_role: bool = 
         log_level=level,
         google_cloud_project=_text(env, "GOOGLE_CLOUD_PROJECT"),
         hold_ttl_seconds=_int(env, "HOLD_TTL_SECONDS", 2400, 60, 86_400),
+        public_url=_url(env, "PUBLIC_URL", "http://127.0.0.1:8080") or "",
+        stripe_secret_key=_secret(env, "STRIPE_SECRET_KEY"),
+        stripe_webhook_secret=_secret(env, "STRIPE_WEBHOOK_SECRET"),
+        stripe_api_base=_url(env, "STRIPE_API_BASE", "https://api.stripe.com") or "",
+        checkout_payment_methods=tuple(
+            m.strip()
+            for m in (_text(env, "CHECKOUT_PAYMENT_METHODS", "card") or "").split(",")
+            if m.strip()
+        ),
+        checkout_grace_seconds=_int(env, "CHECKOUT_GRACE_SECONDS", 300, 0, 3600),
+        checkout_success_url=_url(env, "CHECKOUT_SUCCESS_URL", "https://hotelly.app/paid") or "",
+        auto_refund_late_payments=_bool(env, "AUTO_REFUND_LATE_PAYMENTS", False),
+        tasks_project=_text(env, "TASKS_PROJECT"),
+        tasks_location=_text(env, "TASKS_LOCATION"),
+        tasks_emulator_host=_text(env, "TASKS_EMULATOR_HOST"),
+        worker_url=worker_url,
+        tasks_service_account=_text(env, "TASKS_SERVICE_ACCOUNT"),
+        oidc_audience=_text(env, "OIDC_AUDIENCE", worker_url),
+        oidc_allowed_emails=frozenset(
+            e.strip() for e in (_text(env, "OIDC_ALLOWED_EMAILS", "") or "").split(",") if e.strip()
+        ),
+        oidc_certs_url=_url(env, "OIDC_CERTS_URL", PRODUCTION_CERTS_URL) or PRODUCTION_CERTS_URL,
     )
+    if role is not None and require_role:
+        _require_for_role(settings)
+    return settings
+
+
+# What each role cannot serve without.
+ROLE_REQUIREMENTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "public": (
+        ("stripe_webhook_secret", "STRIPE_WEBHOOK_SECRET"),
+        ("tasks_project", "TASKS_PROJECT"),
+        ("tasks_location", "TASKS_LOCATION"),
+        ("worker_url", "WORKER_URL"),
+        ("tasks_service_account", "TASKS_SERVICE_ACCOUNT"),
+    ),
+    "worker": (
+        ("stripe_secret_key", "STRIPE_SECRET_KEY"),
+        ("tasks_project", "TASKS_PROJECT"),
+        ("tasks_location", "TASKS_LOCATION"),
+        ("worker_url", "WORKER_URL"),
+        ("tasks_service_account", "TASKS_SERVICE_ACCOUNT"),
+        ("oidc_audience", "OIDC_AUDIENCE"),
+        ("oidc_allowed_emails", "OIDC_ALLOWED_EMAILS"),
+    ),
+}
+
+
+def _require_for_role(settings: Settings) -> None:
+    assert settings.role is not None
+    for attribute, variable in ROLE_REQUIREMENTS[settings.role]:
+        if not getattr(settings, attribute):
+            raise ConfigError(variable, f"is required to serve the {settings.role} role")

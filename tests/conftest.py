@@ -116,8 +116,24 @@ async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 @pytest.fixture
 def make_settings(db_url: str):  # type: ignore[no-untyped-def]
+    """Settings for an app that serves; Cloud Tasks and Stripe point nowhere (contacted
+    lazily, and these tests never reach them)."""
+
     def make(role: str = "worker", **overrides: object) -> Settings:
-        values: dict[str, object] = {"database_url": Secret(db_url), "role": role, "port": 0}
+        values: dict[str, object] = {
+            "database_url": Secret(db_url),
+            "role": role,
+            "port": 0,
+            "stripe_secret_key": Secret("sk_test_x"),
+            "stripe_webhook_secret": Secret("whsec_x"),
+            "tasks_project": "p",
+            "tasks_location": "l",
+            "tasks_emulator_host": "127.0.0.1:9",
+            "worker_url": "http://127.0.0.1:9",
+            "tasks_service_account": "tasks@p.iam.gserviceaccount.com",
+            "oidc_audience": "http://127.0.0.1:9",
+            "oidc_allowed_emails": frozenset({"tasks@p.iam.gserviceaccount.com"}),
+        }
         values.update(overrides)
         return Settings(**values)  # type: ignore[arg-type]
 

@@ -61,8 +61,8 @@ def wait_http(url: str, process: subprocess.Popen[str], timeout: float = 30.0) -
 
 @contextlib.asynccontextmanager
 async def serve_app(settings: Settings) -> AsyncIterator[str]:
-    """Run create_app(settings) under hypercorn on a free port; yields its base URL."""
-    port = free_port()
+    """Run create_app(settings) under hypercorn on settings.port (or a free one)."""
+    port = settings.port or free_port()
     config = Config()
     config.bind = [f"127.0.0.1:{port}"]
     config.accesslog = None
@@ -88,6 +88,20 @@ async def serve_app(settings: Settings) -> AsyncIterator[str]:
     finally:
         stop.set()
         await task
+
+
+# What `serve` needs besides the database, with local values (nothing is contacted
+# at start-up: Cloud Tasks, certificates and Stripe are reached lazily).
+SERVE_ENV = {
+    "STRIPE_SECRET_KEY": "sk_test_x",
+    "STRIPE_WEBHOOK_SECRET": "whsec_x",
+    "TASKS_PROJECT": "p",
+    "TASKS_LOCATION": "l",
+    "TASKS_EMULATOR_HOST": "127.0.0.1:9",
+    "WORKER_URL": "http://127.0.0.1:9",
+    "TASKS_SERVICE_ACCOUNT": "tasks@p.iam.gserviceaccount.com",
+    "OIDC_ALLOWED_EMAILS": "tasks@p.iam.gserviceaccount.com",
+}
 
 
 def app_env(**values: str) -> dict[str, str]:

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from app.dev.postgres import free_port
-from tests.support import ROOT, app_env, wait_http
+from tests.support import ROOT, SERVE_ENV, app_env, wait_http
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 
@@ -27,6 +27,7 @@ def serve_process(db_url: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
             PORT=str(port),
             HOST="127.0.0.1",
             GOOGLE_CLOUD_PROJECT="demo-project",
+            **SERVE_ENV,
         ),
         cwd=ROOT,
         stdout=subprocess.PIPE,

@@ -21,7 +21,10 @@ from app.http import public, worker
 from app.http.deps import Deps
 from app.http.middleware import RequestContext
 from app.logging import annotate_request
+from app.payments.stripe_api import open_stripe
 from app.settings import Settings
+from app.tasks.oidc import OidcVerifier
+from app.tasks.queue import TaskQueue, queue_config
 
 log = logging.getLogger("app.http")
 
@@ -60,11 +63,27 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Deps]]:
+        # Nothing here contacts a service but the database: the Cloud Tasks channel,
+        # the certs fetch and Stripe connect lazily, on first use.
         pool = await db.create_pool(settings.database_url.reveal(), settings.db_pool_max)
+        queue = TaskQueue(queue_config(settings))
+        oidc = stripe = None
+        if settings.role == "worker":
+            oidc = OidcVerifier(
+                certs_url=settings.oidc_certs_url,
+                audience=settings.oidc_audience or "",
+                allowed_emails=settings.oidc_allowed_emails,
+            )
+            stripe = open_stripe(settings)
         log.info("app_started", extra={"pool_max": settings.db_pool_max})
         try:
-            yield {"deps": Deps(settings=settings, pool=pool)}
+            yield {"deps": Deps(settings, pool, queue, oidc, stripe)}
         finally:
+            await queue.close()
+            if oidc is not None:
+                await oidc.close()
+            if stripe is not None:
+                await stripe.close()
             await pool.close()
 
     return Starlette(

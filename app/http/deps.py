@@ -1,4 +1,4 @@
-"""What the lifespan hands every request: settings and the pool."""
+"""What the lifespan hands every request: settings, the pool and the service clients."""
 
 from __future__ import annotations
 
@@ -7,13 +7,19 @@ from dataclasses import dataclass
 import asyncpg
 from starlette.requests import Request
 
+from app.payments.stripe_api import StripeApi
 from app.settings import Settings
+from app.tasks.oidc import OidcVerifier
+from app.tasks.queue import TaskQueue
 
 
 @dataclass(frozen=True)
 class Deps:
     settings: Settings
     pool: asyncpg.Pool
+    queue: TaskQueue
+    oidc: OidcVerifier | None = None  # worker only
+    stripe: StripeApi | None = None  # worker only
 
 
 def deps(request: Request) -> Deps:

@@ -7,8 +7,10 @@ Nothing here may run a critical transaction; internal routes never appear here
 from starlette.routing import Route
 
 from app.http.health import health, ready
+from app.http.webhooks import stripe_webhook
 
 routes = [
     Route("/health", health, methods=["GET"]),
     Route("/ready", ready, methods=["GET"]),
+    Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
 ]

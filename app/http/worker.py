@@ -1,10 +1,19 @@
-"""The private route table: health and the Cloud Tasks targets under /tasks."""
+"""The private route table: health and the Cloud Tasks targets under /tasks.
+
+Each /tasks route authenticates its OIDC token itself, so an unknown path is a 404
+before any authentication runs.
+"""
 
 from starlette.routing import Route
 
+from app.http import tasks
 from app.http.health import health, ready
 
 routes = [
     Route("/health", health, methods=["GET"]),
     Route("/ready", ready, methods=["GET"]),
+    Route("/tasks/stripe/event", tasks.stripe_event, methods=["POST"]),
+    Route("/tasks/holds/expire", tasks.hold_expire, methods=["POST"]),
+    Route("/tasks/holds/sweep", tasks.holds_sweep, methods=["POST"]),
+    Route("/tasks/outbox/relay", tasks.outbox_relay, methods=["POST"]),
 ]

@@ -1,0 +1,91 @@
+"""Cloud Tasks targets (worker role). Every handler sits behind ``task_endpoint`` (OIDC).
+
+Answers 2xx when the work is done or can never apply (so Cloud Tasks stops), and
+5xx only when a retry may succeed.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from app.http.body import read_capped
+from app.http.deps import deps
+from app.inventory.holds import expire_due_holds, expire_hold
+from app.logging import annotate_request
+from app.payments.events import process_stripe_event
+from app.tasks.oidc import task_endpoint
+from app.tasks.outbox import relay
+
+log = logging.getLogger("app.tasks")
+
+TASK_MAX_BODY = 64 * 1024
+# One sweep task expires at most this many holds, in batches, so it stays short.
+SWEEP_BATCH = 200
+SWEEP_MAX_BATCHES = 10
+
+
+async def _body(request: Request) -> dict[str, Any] | None:
+    try:
+        body = orjson.loads(await read_capped(request, TASK_MAX_BODY))
+    except orjson.JSONDecodeError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _done(outcome: str, **fields: Any) -> JSONResponse:
+    annotate_request(outcome=outcome)
+    return JSONResponse({"outcome": outcome, **fields})
+
+
+@task_endpoint
+async def stripe_event(request: Request) -> JSONResponse:
+    d = deps(request)
+    body = await _body(request)
+    event_id = body.get("event_id") if body else None
+    if not isinstance(event_id, str):
+        return _done("malformed_task")  # our own bug: retrying cannot fix it
+    assert d.stripe is not None
+    outcome = await process_stripe_event(d.pool, d.stripe.client, d.settings, event_id)
+    await relay(d.pool, d.queue)
+    return _done(outcome)
+
+
+@task_endpoint
+async def hold_expire(request: Request) -> JSONResponse:
+    d = deps(request)
+    body = await _body(request)
+    try:
+        hold_id = uuid.UUID(str(body.get("hold_id") if body else None))
+    except ValueError:
+        return _done("malformed_task")
+    annotate_request(hold_id=str(hold_id))
+    async with d.pool.acquire() as conn:
+        expired = await expire_hold(conn, hold_id)
+    await relay(d.pool, d.queue)
+    return _done("expired" if expired else "noop")
+
+
+@task_endpoint
+async def holds_sweep(request: Request) -> JSONResponse:
+    d = deps(request)
+    total = 0
+    async with d.pool.acquire() as conn:
+        for _ in range(SWEEP_MAX_BATCHES):
+            expired = await expire_due_holds(conn, SWEEP_BATCH)
+            total += len(expired)
+            if len(expired) < SWEEP_BATCH:
+                break
+    await relay(d.pool, d.queue)
+    return _done("swept", expired=total)
+
+
+@task_endpoint
+async def outbox_relay(request: Request) -> JSONResponse:
+    d = deps(request)
+    return _done("relayed", settled=await relay(d.pool, d.queue))

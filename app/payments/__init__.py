@@ -1,0 +1,1 @@
+"""Stripe: webhook verification, Checkout Sessions, event handling, refunds."""

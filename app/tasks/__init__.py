@@ -1,0 +1,1 @@
+"""Cloud Tasks plumbing: the enqueuer, worker authentication, the outbox relay."""

@@ -1,0 +1,63 @@
+"""The transactional outbox relay: outbox rows become Cloud Tasks after commit.
+
+Rows are written in the same transaction as the state change. Whoever committed
+calls ``relay`` right after, and a scheduled relay task calls it again, so a crash
+between commit and enqueue loses nothing. No lock is held across the enqueue:
+task names are deterministic, so two relays racing on one row create one task.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from app.db import QUERIES
+from app.tasks.queue import TaskQueue
+
+log = logging.getLogger("app.tasks.outbox")
+
+RELAY_BATCH = 100
+
+
+@dataclass(frozen=True)
+class Delivery:
+    queue: str
+    name: str
+    path: str
+    body: dict[str, Any]
+    schedule_at: dt.datetime | None = None
+
+
+def route(event_type: str, payload: dict[str, Any]) -> Delivery | None:
+    """The task an outbox event triggers, or None when it needs none."""
+    if event_type == "hold.created":
+        return Delivery(
+            queue="holds",
+            name=f"expire-{payload['hold_id']}",
+            path="/tasks/holds/expire",
+            body={"hold_id": payload["hold_id"]},
+            schedule_at=dt.datetime.fromisoformat(payload["expires_at"]),
+        )
+    return None
+
+
+async def relay(pool: asyncpg.Pool, queue: TaskQueue, limit: int = RELAY_BATCH) -> int:
+    """Enqueue the tasks of pending outbox rows; returns how many rows were settled."""
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(QUERIES["outbox_pending"], limit)
+    settled = []
+    for row in rows:
+        delivery = route(row["event_type"], row["payload"])
+        if delivery is not None:
+            await queue.enqueue(
+                delivery.queue, delivery.name, delivery.path, delivery.body, delivery.schedule_at
+            )
+        settled.append(row["id"])
+    if settled:
+        async with pool.acquire() as conn:
+            await conn.execute(QUERIES["outbox_mark_enqueued"], settled)
+    return len(settled)

@@ -1,0 +1,93 @@
+"""The whole payments path with real parts: public and worker apps over HTTP, the local
+Cloud Tasks (real client, real OIDC tokens), the fake Stripe API and Postgres."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+import httpx
+import pytest
+import stripe
+
+from app import db
+from app.dev.fake_stripe import FakeStripe
+from app.dev.postgres import free_port
+from app.dev.tasks_emulator import TasksEmulator
+from app.payments.stripe_api import open_stripe
+from app.settings import Secret, Settings
+from app.tasks.queue import TaskQueue, queue_config
+from tests.support import serve_app
+
+SERVICE_ACCOUNT = "tasks@hotelly-test.iam.gserviceaccount.com"
+WEBHOOK_SECRET = "whsec_test_secret"
+STRIPE_KEY = "sk_test_key"
+
+
+@dataclass
+class Stack:
+    public: str
+    worker: str
+    emulator: TasksEmulator
+    stripe: FakeStripe
+    settings: Settings  # the worker's
+    pool: asyncpg.Pool
+    queue: TaskQueue
+    client: stripe.StripeClient
+
+    def sign(
+        self, payload: bytes, timestamp: int | None = None, secret: str = WEBHOOK_SECRET
+    ) -> str:
+        return stripe.WebhookSignature.generate_signature_header(
+            payload.decode(), secret, timestamp=timestamp or int(time.time())
+        )
+
+    async def post_event(self, payload: bytes, **headers: str) -> httpx.Response:
+        sent = {"Content-Type": "application/json", "Stripe-Signature": self.sign(payload)}
+        sent.update(headers)
+        async with httpx.AsyncClient(base_url=self.public) as http:
+            return await http.post("/webhooks/stripe", content=payload, headers=sent)
+
+
+@pytest.fixture
+async def stack(db_url: str) -> AsyncIterator[Stack]:
+    emulator = TasksEmulator(
+        grpc_port=free_port(), certs_port=free_port(), min_backoff=0.05, max_backoff=0.4
+    )
+    fake = FakeStripe(port=free_port(), api_key=STRIPE_KEY)
+    await emulator.start()
+    await fake.start()
+    worker_port = free_port()
+    worker_url = f"http://127.0.0.1:{worker_port}"
+    settings = Settings(
+        database_url=Secret(db_url),
+        role="worker",
+        port=worker_port,
+        stripe_secret_key=Secret(STRIPE_KEY),
+        stripe_webhook_secret=Secret(WEBHOOK_SECRET),
+        stripe_api_base=fake.base_url,
+        tasks_project="hotelly-test",
+        tasks_location="southamerica-east1",
+        tasks_emulator_host=emulator.host,
+        worker_url=worker_url,
+        tasks_service_account=SERVICE_ACCOUNT,
+        oidc_audience=worker_url,
+        oidc_allowed_emails=frozenset({SERVICE_ACCOUNT}),
+        oidc_certs_url=emulator.certs_url,
+    )
+    public_settings = dataclasses.replace(settings, role="public", port=0)
+    pool = await db.create_pool(db_url, 5)
+    queue = TaskQueue(queue_config(settings))
+    stripe_api = open_stripe(settings)
+    try:
+        async with serve_app(settings) as worker, serve_app(public_settings) as public:
+            yield Stack(public, worker, emulator, fake, settings, pool, queue, stripe_api.client)
+    finally:
+        await stripe_api.close()
+        await queue.close()
+        await pool.close()
+        await fake.stop()
+        await emulator.stop()
