@@ -12,7 +12,8 @@ import argparse
 import asyncio
 import datetime as dt
 import sys
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,41 @@ def _ops_check(name: str) -> DbHandler:
     return run
 
 
+def _dev(
+    command: Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]],
+) -> Handler:
+    def run(settings: Settings, args: argparse.Namespace) -> int:
+        emit(asyncio.run(command(settings, args)))
+        return 0
+
+    return run
+
+
+def _ops_expire_stuck(settings: Settings, args: argparse.Namespace) -> int:
+    from app.inventory.holds import expire_due_holds
+
+    async def main() -> list[uuid.UUID]:
+        conn = await db.connect(settings.database_url.reveal())
+        try:
+            return await expire_due_holds(conn, args.limit)
+        finally:
+            await conn.close()
+
+    expired = asyncio.run(main())
+    emit({"expired": len(expired), "hold_ids": [str(h) for h in expired]})
+    return 0
+
+
+def _ops_reprocess(settings: Settings, args: argparse.Namespace) -> int:
+    from app.ops.reprocess import reprocess
+
+    events = asyncio.run(reprocess(settings, args.source, args.limit))
+    for item in events:
+        emit(item)
+    emit({"source": args.source, "reprocessed": len(events)})
+    return 0
+
+
 def _dev_up(args: argparse.Namespace) -> int:
     from app.dev.stack import run_stack
 
@@ -181,11 +217,39 @@ def _parser() -> argparse.ArgumentParser:
         "active holds long past expiry (exit 1 if any)",
         run=_with_connection(_ops_check("stuck-holds")),
     )
+    command(
+        ops,
+        "payments-without-reservation",
+        "paid or refund-pending payments with no reservation (exit 1 if any)",
+        run=_with_connection(_ops_check("payments-without-reservation")),
+    )
+    command(
+        ops, "expire-stuck", "expire overdue holds now (the worker's sweep)", run=_ops_expire_stuck
+    ).add_argument("--limit", type=int, default=100)
+    reprocess = command(
+        ops, "reprocess", "re-enqueue receipts that never finished", run=_ops_reprocess
+    )
+    reprocess.add_argument("--source", choices=["stripe", "whatsapp"], required=True)
+    reprocess.add_argument("--limit", type=int, default=50)
 
     dev = commands.add_parser("dev", help="local development commands").add_subparsers(
         dest="sub", required=True
     )
     command(dev, "up", "the whole system on this machine (what `make run` runs)", run_raw=_dev_up)
+    from app.dev.commands import dev_hold, dev_pay
+
+    hold = command(dev, "hold", "hold nights and open their Checkout Session", run=_dev(dev_hold))
+    hold.add_argument("--property", required=True)
+    hold.add_argument("--room-type", required=True)
+    hold.add_argument("--checkin", type=_date, required=True)
+    hold.add_argument("--checkout", type=_date, required=True)
+    hold.add_argument("--guests", type=int, default=2)
+    hold.add_argument("--idempotency-key")
+    pay = command(
+        dev, "pay", "pay a hold in the fake Stripe and deliver Stripe's event", run=_dev(dev_pay)
+    )
+    pay.add_argument("hold_id", type=uuid.UUID)
+    pay.add_argument("--payment-status", choices=["paid", "unpaid"], default="paid")
     return parser
 
 
@@ -196,8 +260,13 @@ def main(argv: list[str] | None = None) -> int:
     run_raw: Callable[[argparse.Namespace], int] | None = getattr(args, "run_raw", None)
     if run_raw is not None:
         return run_raw(args)
+    env = None
+    if args.command == "dev":
+        from app.dev.stack import local_environment
+
+        env = local_environment()  # the same services and database as make run
     try:
-        settings = load_settings(require_role=getattr(args, "require_role", False))
+        settings = load_settings(env, require_role=getattr(args, "require_role", False))
     except ConfigError as exc:
         print(f"hotelly: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -456,6 +456,7 @@ CREATE TABLE public.processed_events (
     enqueued_at timestamp with time zone,
     processed_at timestamp with time zone,
     outcome text,
+    reprocess_generation integer DEFAULT 0 NOT NULL,
     CONSTRAINT processed_events_source_check CHECK ((source = ANY (ARRAY['stripe'::text, 'whatsapp'::text])))
 );
 

@@ -23,12 +23,16 @@ def test_compose_services_env_and_ports_match_env_example() -> None:
     is one .env.example documents; public serves 8080 and worker 8081 as `make run` does."""
     compose = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
     services = compose["services"]
-    assert {"postgres", "migrate", "public", "worker"} <= services.keys()
+    assert {"postgres", "migrate", "tasks", "stripe", "public", "worker"} <= services.keys()
     assert services["migrate"]["command"] == ["migrate"]
     assert services["migrate"]["restart"] == "no"
     documented = _env_example().keys()
-    for name in ("migrate", "public", "worker"):
+    for name in ("migrate", "tasks", "stripe", "public", "worker"):
         assert set(services[name]["environment"]) <= documented, name
+    tasks = services["tasks"]
+    env = services["worker"]["environment"]
+    assert env["TASKS_EMULATOR_HOST"] == f"tasks:{tasks['command'][3]}"
+    assert env["OIDC_CERTS_URL"].startswith(f"http://tasks:{tasks['command'][5]}/")
     for role, port in (("public", "8080"), ("worker", "8081")):
         env = services[role]["environment"]
         assert env["ROLE"] == role and env["PORT"] == port

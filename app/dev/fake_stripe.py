@@ -68,6 +68,7 @@ class FakeStripe:
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     refunds: list[dict[str, Any]] = field(default_factory=list)
     fail_next: int = 0  # answer this many API calls with a 500
+    bind: str = "127.0.0.1"
     _idempotency: dict[str, tuple[str, JSONResponse]] = field(default_factory=dict)
     _stop: Any = None
 
@@ -87,7 +88,7 @@ class FakeStripe:
         )
 
     async def start(self) -> None:
-        self._stop = await start_in_loop(self.app(), self.port)
+        self._stop = await start_in_loop(self.app(), self.port, self.bind)
 
     async def stop(self) -> None:
         if self._stop is not None:
@@ -229,11 +230,12 @@ def event(event_type: str, session: dict[str, Any]) -> bytes:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Local fake Stripe API for make run")
+    parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=12111)
     parser.add_argument("--api-key", required=True)
     args = parser.parse_args(argv)
     configure_logging("fake-stripe")
-    fake = FakeStripe(port=args.port, api_key=args.api_key)
+    fake = FakeStripe(port=args.port, api_key=args.api_key, bind=args.host)
     asyncio.run(run_until_signalled(fake.start, fake.stop))
 
 

@@ -12,11 +12,13 @@ from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 
 
-async def start_in_loop(app: Any, port: int) -> Callable[[], Awaitable[None]]:
-    """Serve ``app`` on 127.0.0.1:``port`` once it accepts connections; returns the
+async def start_in_loop(
+    app: Any, port: int, bind: str = "127.0.0.1"
+) -> Callable[[], Awaitable[None]]:
+    """Serve ``app`` on ``bind``:``port`` once it accepts connections; returns the
     coroutine function that stops it."""
     config = Config()
-    config.bind = [f"127.0.0.1:{port}"]
+    config.bind = [f"{bind}:{port}"]
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     stop = asyncio.Event()

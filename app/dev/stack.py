@@ -1,34 +1,82 @@
 """`make run`: the whole system on this machine, no Docker.
 
 Starts a Postgres under .local/ unless DATABASE_URL is set, always migrates the
-database it uses and imports docs/examples/property.json, then serves `public` on
-127.0.0.1:$PUBLIC_PORT and `worker` on 127.0.0.1:$WORKER_PORT until Ctrl-C or
-SIGTERM, and stops everything it started.
+database it uses and imports docs/examples/property.json, starts the local Cloud
+Tasks and the fake Stripe API, then serves `public` on 127.0.0.1:$PUBLIC_PORT and
+`worker` on 127.0.0.1:$WORKER_PORT until Ctrl-C or SIGTERM, and stops everything it
+started. It also plays Cloud Scheduler: every few seconds it enqueues the hold sweep
+and the outbox relay through the same authenticated task path production uses.
+
+Every other variable defaults to its value in .env.example; the environment wins.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import signal
 import subprocess
 import sys
-import threading
+import time
 from pathlib import Path
 
+from dotenv import dotenv_values
+
 from app.dev.postgres import LocalPostgres, _die_with_parent, start_postgres
+from app.errors import Unavailable
 from app.logging import configure_logging
+from app.settings import load_settings
+from app.tasks.queue import TaskQueue, queue_config
 
 log = logging.getLogger("app.dev.stack")
 
-LOCAL_DIR = Path(".local")
-SAMPLE_PROPERTY = Path(__file__).resolve().parents[2] / "docs" / "examples" / "property.json"
+ROOT = Path(__file__).resolve().parents[2]
+LOCAL_DIR = ROOT / ".local"
+LOCAL_DATABASE_URL = LOCAL_DIR / "database_url"
+SAMPLE_PROPERTY = ROOT / "docs" / "examples" / "property.json"
+# Production's scheduler runs every few minutes; locally, often enough to watch.
+SCHEDULE_EVERY_SECONDS = 5
 
 
-def _spawn(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "app", *args], env=env, preexec_fn=_die_with_parent
-    )
+def local_environment() -> dict[str, str]:
+    """The environment of make run and of `dev` commands: .env.example's values, the
+    database make run started (if it runs one), then the real environment on top."""
+    defaults = {k: v for k, v in dotenv_values(ROOT / ".env.example").items() if v is not None}
+    defaults.pop("DATABASE_URL", None)  # unset means: start our own Postgres
+    if LOCAL_DATABASE_URL.is_file():
+        defaults["DATABASE_URL"] = LOCAL_DATABASE_URL.read_text().strip()
+    return {**defaults, **os.environ}
+
+
+def _spawn(env: dict[str, str], *argv: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, *argv], env=env, preexec_fn=_die_with_parent)
+
+
+async def _wait_port(host_port: str, process: subprocess.Popen[bytes]) -> None:
+    host, port = host_port.rsplit(":", 1)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            _, writer = await asyncio.open_connection(host, int(port))
+            writer.close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"nothing listens on {host_port}") from None
+            await asyncio.sleep(0.05)
+
+
+async def _play_scheduler(queue: TaskQueue) -> None:
+    while True:
+        tick = int(time.time()) // SCHEDULE_EVERY_SECONDS
+        for name, path in (("sweep", "/tasks/holds/sweep"), ("relay", "/tasks/outbox/relay")):
+            try:
+                await queue.enqueue("default", f"{name}-{tick}", path, {})
+            except Unavailable:
+                log.warning("scheduler_enqueue_failed", extra={"task_name": f"{name}-{tick}"})
+        await asyncio.sleep(SCHEDULE_EVERY_SECONDS)
 
 
 def _stop_all(children: list[subprocess.Popen[bytes]]) -> None:
@@ -43,13 +91,68 @@ def _stop_all(children: list[subprocess.Popen[bytes]]) -> None:
             child.wait()
 
 
-def run_stack() -> int:
-    configure_logging("dev", os.environ.get("LOG_LEVEL", "INFO"))
-    stop = threading.Event()
+async def _run(env: dict[str, str], children: list[subprocess.Popen[bytes]]) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        loop.add_signal_handler(sig, stop.set)
 
-    env = dict(os.environ)
+    tasks_host = env["TASKS_EMULATOR_HOST"]
+    certs_port = env["OIDC_CERTS_URL"].split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1]
+    emulator = _spawn(
+        env,
+        "-m",
+        "app.dev.tasks_emulator",
+        "--port",
+        tasks_host.rsplit(":", 1)[1],
+        "--certs-port",
+        certs_port,
+    )
+    stripe_port = env["STRIPE_API_BASE"].rsplit(":", 1)[1].rstrip("/")
+    fake_stripe = _spawn(
+        env,
+        "-m",
+        "app.dev.fake_stripe",
+        "--port",
+        stripe_port,
+        "--api-key",
+        env["STRIPE_SECRET_KEY"],
+    )
+    children += [emulator, fake_stripe]
+    await _wait_port(tasks_host, emulator)
+    await _wait_port(f"127.0.0.1:{stripe_port}", fake_stripe)
+
+    roles = (("public", env.get("PUBLIC_PORT", "8080")), ("worker", env.get("WORKER_PORT", "8081")))
+    servers = [
+        _spawn({**env, "ROLE": role, "PORT": port, "HOST": "127.0.0.1"}, "-m", "app", "serve")
+        for role, port in roles
+    ]
+    children += servers
+    for (_, port), server in zip(roles, servers, strict=True):
+        await _wait_port(f"127.0.0.1:{port}", server)
+    log.info("stack_up", extra={"ports": dict(roles)})
+
+    queue = TaskQueue(queue_config(load_settings(env)))
+    scheduler = asyncio.create_task(_play_scheduler(queue))
+    try:
+        while not stop.is_set():
+            if any(child.poll() is not None for child in children):
+                log.error("stack_process_exited")
+                return 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+        return 0
+    finally:
+        scheduler.cancel()
+        await asyncio.gather(scheduler, return_exceptions=True)
+        await queue.close()
+
+
+def run_stack() -> int:
+    env = {k: v for k, v in local_environment().items() if k != "DATABASE_URL"}
+    if os.environ.get("DATABASE_URL"):
+        env["DATABASE_URL"] = os.environ["DATABASE_URL"]
+    configure_logging("dev", env.get("LOG_LEVEL", "INFO"))
     database: LocalPostgres | None = None
     children: list[subprocess.Popen[bytes]] = []
     try:
@@ -58,27 +161,16 @@ def run_stack() -> int:
             LOCAL_DIR.chmod(0o755)  # the server runs unprivileged and must reach its datadir
             database = start_postgres(LOCAL_DIR / "pg", log_file=LOCAL_DIR / "postgres.log")
             env["DATABASE_URL"] = database.url("hotelly")
+            LOCAL_DATABASE_URL.write_text(env["DATABASE_URL"] + "\n")
             log.info("local_postgres_started", extra={"port": database.port})
         for step in (["migrate"], ["property", "import", str(SAMPLE_PROPERTY)]):
             if subprocess.run([sys.executable, "-m", "app", *step], env=env).returncode != 0:
                 log.error("stack_setup_failed", extra={"step": step[0]})
                 return 1
-        roles = (
-            ("public", env.get("PUBLIC_PORT", "8080")),
-            ("worker", env.get("WORKER_PORT", "8081")),
-        )
-        for role, port in roles:
-            children.append(
-                _spawn({**env, "ROLE": role, "PORT": port, "HOST": "127.0.0.1"}, "serve")
-            )
-        log.info("stack_up", extra={"ports": dict(roles)})
-        while not stop.wait(0.5):
-            if any(child.poll() is not None for child in children):
-                log.error("stack_process_exited")
-                return 1
-        return 0
+        return asyncio.run(_run(env, children))
     finally:
         _stop_all(children)
         if database is not None:
             database.stop()
+            LOCAL_DATABASE_URL.unlink(missing_ok=True)
         log.info("stack_down")

@@ -87,6 +87,7 @@ class TasksEmulator:
     # show up quickly as a retry.
     dispatch_deadline: float = 30.0
     extra_deliveries: int = 0
+    bind: str = "127.0.0.1"
     deliveries: list[Delivery] = field(default_factory=list)
     tasks: dict[str, task_types.Task] = field(default_factory=dict)
 
@@ -255,10 +256,10 @@ class TasksEmulator:
         self._grpc.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler(SERVICE, handlers),)
         )
-        self._grpc.add_insecure_port(self.host)
+        self._grpc.add_insecure_port(f"{self.bind}:{self.grpc_port}")
         await self._grpc.start()
         certs_app = Starlette(routes=[Route("/oauth2/v1/certs", self._certs)])
-        self._stop_certs = await start_in_loop(certs_app, self.certs_port)
+        self._stop_certs = await start_in_loop(certs_app, self.certs_port, self.bind)
         log.info(
             "tasks_emulator_started",
             extra={"grpc_port": self.grpc_port, "certs_port": self.certs_port},
@@ -278,13 +279,18 @@ class TasksEmulator:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Local Cloud Tasks for make run")
+    # 127.0.0.1 unless told otherwise (compose's private network needs 0.0.0.0).
+    parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8123)
     parser.add_argument("--certs-port", type=int, default=8124)
     parser.add_argument("--min-backoff", type=float, default=0.5)
     args = parser.parse_args(argv)
     configure_logging("tasks-emulator")
     emulator = TasksEmulator(
-        grpc_port=args.port, certs_port=args.certs_port, min_backoff=args.min_backoff
+        grpc_port=args.port,
+        certs_port=args.certs_port,
+        min_backoff=args.min_backoff,
+        bind=args.host,
     )
     asyncio.run(run_until_signalled(emulator.start, emulator.stop))
 

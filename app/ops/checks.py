@@ -12,6 +12,7 @@ OPS_SQL_DIR = Path(__file__).resolve().parent.parent.parent / "docs" / "operatio
 CHECKS = {
     "reconcile": "reconcile_ari_vs_holds.sql",
     "stuck-holds": "find_stuck_holds.sql",
+    "payments-without-reservation": "payments_without_reservation.sql",
 }
 
 

@@ -1,0 +1,101 @@
+"""`dev` commands against a running `make run`: hold nights, pay as Stripe would."""
+
+from __future__ import annotations
+
+import argparse
+import uuid
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+import stripe
+
+from app import db
+from app.db import QUERIES
+from app.dev.fake_stripe import event
+from app.errors import AppError, NotFound, Unavailable
+from app.inventory.holds import HoldRequest
+from app.inventory.quote import get_property
+from app.inventory.stay import Stay
+from app.payments.booking import hold_and_checkout
+from app.payments.stripe_api import open_stripe
+from app.settings import Settings
+from app.tasks.queue import TaskQueue, queue_config
+
+# make run's services answer locally within milliseconds.
+DEV_HTTP_TIMEOUT = 10.0
+
+
+async def dev_hold(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    """Hold the nights and open the Checkout Session, as a guest's "yes" would."""
+    # One connection, as for every command but serve.
+    pool = await db.create_pool(settings.database_url.reveal(), 1)
+    queue = TaskQueue(queue_config(settings))
+    stripe_api = open_stripe(settings)
+    try:
+        async with pool.acquire() as conn:
+            prop = await get_property(conn, args.property)
+            room_type_id = await conn.fetchval(QUERIES["room_type_id"], prop.id, args.room_type)
+        if room_type_id is None:
+            raise NotFound(f"no room type {args.room_type!r} in {args.property!r}")
+        request = HoldRequest(
+            property_id=prop.id,
+            stay=Stay(args.checkin, args.checkout, args.guests),
+            rooms=((room_type_id, 1),),
+            idempotency_key=args.idempotency_key or f"dev-{uuid.uuid4().hex}",
+        )
+        booking = await hold_and_checkout(pool, queue, stripe_api.client, settings, request)
+    finally:
+        await stripe_api.close()
+        await queue.close()
+        await pool.close()
+    return {
+        "hold_id": str(booking.hold.id),
+        "checkout_session_id": booking.checkout.id,
+        "checkout_url": booking.checkout.url,
+        "expires_at": booking.hold.expires_at.isoformat(),
+        "amount_total": booking.hold.total_cents,
+        "currency": booking.hold.currency.lower(),
+    }
+
+
+async def dev_pay(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    """Complete the hold's Checkout Session in the fake Stripe and deliver the signed
+    checkout.session.completed to the public webhook, as Stripe would."""
+    conn: asyncpg.Connection = await db.connect(settings.database_url.reveal())
+    try:
+        session_id = await conn.fetchval(QUERIES["payment_session_for_hold"], args.hold_id)
+    finally:
+        await conn.close()
+    if session_id is None:
+        raise NotFound("that hold has no Checkout Session")
+    assert settings.stripe_webhook_secret is not None
+    async with httpx.AsyncClient(timeout=DEV_HTTP_TIMEOUT) as http:
+        try:
+            completed = await http.post(
+                f"{settings.stripe_api_base}/_dev/checkout/sessions/{session_id}/complete",
+                params={"payment_status": args.payment_status},
+            )
+            completed.raise_for_status()
+            payload = event("checkout.session.completed", completed.json())
+            signature = stripe.WebhookSignature.generate_signature_header(
+                payload.decode(), settings.stripe_webhook_secret.reveal()
+            )
+            answer = await http.post(
+                f"{settings.public_url}/webhooks/stripe",
+                content=payload,
+                headers={"Content-Type": "application/json", "Stripe-Signature": signature},
+            )
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"local stack unreachable: {type(exc).__name__}") from None
+    if not answer.is_success:
+        raise WebhookRefused(f"the webhook answered {answer.status_code}")
+    return {"event_id": orjson.loads(payload)["id"], "webhook_status": answer.status_code}
+
+
+class WebhookRefused(AppError):
+    """The webhook did not acknowledge the event."""
+
+    status = 502
+    code = "webhook_refused"

@@ -1,0 +1,181 @@
+"""`dev hold`, `dev pay` and the payments ops commands, as processes against a running stack."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import sys
+from typing import Any
+
+import orjson
+
+from app.dev.fake_stripe import event
+from tests.e2e.conftest import SERVICE_ACCOUNT, STRIPE_KEY, WEBHOOK_SECRET, Stack
+from tests.inventory.conftest import make_calendar
+from tests.support import ROOT, app_env, eventually
+
+
+def _env(stack: Stack) -> dict[str, str]:
+    s = stack.settings
+    return app_env(
+        DATABASE_URL=s.database_url.reveal(),
+        PUBLIC_URL=stack.public,
+        STRIPE_SECRET_KEY=STRIPE_KEY,
+        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        STRIPE_API_BASE=stack.stripe.base_url,
+        TASKS_PROJECT=s.tasks_project or "",
+        TASKS_LOCATION=s.tasks_location or "",
+        TASKS_EMULATOR_HOST=stack.emulator.host,
+        WORKER_URL=s.worker_url or "",
+        TASKS_SERVICE_ACCOUNT=SERVICE_ACCOUNT,
+        OIDC_ALLOWED_EMAILS=SERVICE_ACCOUNT,
+    )
+
+
+def _hold_args(start: dt.date, first: int, last: int) -> list[str]:
+    return [
+        "dev",
+        "hold",
+        "--property",
+        "test-inn",
+        "--room-type",
+        "std",
+        "--checkin",
+        (start + dt.timedelta(days=first)).isoformat(),
+        "--checkout",
+        (start + dt.timedelta(days=last)).isoformat(),
+    ]
+
+
+async def _cli(stack: Stack, *args: str) -> tuple[int, dict[str, Any]]:
+    """Run `python -m app …` without blocking the loop that serves the stack."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "app",
+        *args,
+        env=_env(stack),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    text = out.decode() + err.decode()
+    assert "Traceback" not in text, text
+    last = out.decode().strip().splitlines()[-1]
+    return process.returncode or 0, orjson.loads(last)
+
+
+async def test_dev_hold_then_dev_pay_books_the_room(stack: Stack) -> None:
+    """`dev hold` prints the hold and its Checkout Session as the last JSON line; `dev pay`
+    completes it and Stripe's signed event makes the reservation; a sold-out night gives
+    exit 1 and {"error": "unavailable"}."""
+    async with stack.pool.acquire() as conn:
+        cal = await make_calendar(conn, [("std", 2, 1, 30000)], days=5)
+    checkin = cal.start.isoformat()
+    checkout = (cal.start + dt.timedelta(days=2)).isoformat()
+    args = [
+        "dev",
+        "hold",
+        "--property",
+        "test-inn",
+        "--room-type",
+        "std",
+        "--checkin",
+        checkin,
+        "--checkout",
+        checkout,
+    ]
+    code, held = await _cli(stack, *args)
+    assert code == 0, held
+    assert held["checkout_session_id"].startswith("cs_") and held["currency"] == "brl"
+    assert held["amount_total"] == 60000 and held["hold_id"] and held["expires_at"]
+    code, refused = await _cli(stack, *args)
+    assert code == 1 and refused["error"] == "unavailable"
+    code, paid = await _cli(stack, "dev", "pay", held["hold_id"])
+    assert code == 0 and paid["webhook_status"] == 200
+
+    async def booked() -> bool:
+        return bool(await stack.pool.fetchval("SELECT count(*) FROM reservations"))
+
+    await eventually(booked)
+    replay = ["--idempotency-key", "same-key"]
+    code, first = await _cli(
+        stack,
+        *args[:-4],
+        "--checkin",
+        (cal.start + dt.timedelta(days=3)).isoformat(),
+        "--checkout",
+        (cal.start + dt.timedelta(days=4)).isoformat(),
+        *replay,
+    )
+    code2, second = await _cli(
+        stack,
+        *args[:-4],
+        "--checkin",
+        (cal.start + dt.timedelta(days=3)).isoformat(),
+        "--checkout",
+        (cal.start + dt.timedelta(days=4)).isoformat(),
+        *replay,
+    )
+    assert code == code2 == 0 and first["hold_id"] == second["hold_id"]
+    assert first["checkout_session_id"] == second["checkout_session_id"]
+
+
+async def test_reprocess_and_payments_without_reservation(stack: Stack) -> None:
+    """A receipt that never finished is re-enqueued by `ops reprocess` under a new task
+    name and processed once; a late payment shows in `ops payments-without-reservation`
+    (exit 1); `ops expire-stuck` expires overdue holds."""
+    async with stack.pool.acquire() as conn:
+        cal = await make_calendar(conn, [("std", 2, 1, 30000)], days=5)
+    code, held = await _cli(
+        stack,
+        "dev",
+        "hold",
+        "--property",
+        "test-inn",
+        "--room-type",
+        "std",
+        "--checkin",
+        cal.start.isoformat(),
+        "--checkout",
+        (cal.start + dt.timedelta(days=1)).isoformat(),
+    )
+    assert code == 0
+    payload = event(
+        "checkout.session.completed", stack.stripe.complete(held["checkout_session_id"])
+    )
+    event_id = orjson.loads(payload)["id"]
+    # Received long ago and never processed: its task was lost.
+    await stack.pool.execute(
+        "INSERT INTO processed_events (source, external_id, event_type, details, received_at,"
+        " enqueued_at) VALUES ('stripe', $1, 'checkout.session.completed', $2,"
+        " now() - interval '1 hour', now() - interval '1 hour')",
+        event_id,
+        {
+            "object_id": held["checkout_session_id"],
+            "payment_status": "paid",
+            "hold_id": held["hold_id"],
+            "amount_total": 1,
+            "currency": "brl",
+        },
+    )
+    code, summary = await _cli(stack, "ops", "reprocess", "--source", "stripe", "--limit", "50")
+    assert code == 0 and summary == {"source": "stripe", "reprocessed": 1}
+
+    async def processed() -> str | None:
+        return await stack.pool.fetchval(
+            "SELECT outcome FROM processed_events"
+            " WHERE external_id = $1 AND processed_at IS NOT NULL",
+            event_id,
+        )
+
+    assert await eventually(processed) == "mismatch"
+    assert any(name.endswith(f"stripe-g1-{event_id}") for name in stack.emulator.tasks)
+    code, again = await _cli(stack, "ops", "reprocess", "--source", "stripe")
+    assert again["reprocessed"] == 0
+    code, found = await _cli(stack, "ops", "payments-without-reservation")
+    assert code == 1 and found == {"check": "payments-without-reservation", "found": 1}
+    await stack.pool.execute("UPDATE holds SET expires_at = now() - interval '1 hour'")
+    code, expired = await _cli(stack, "ops", "expire-stuck", "--limit", "10")
+    assert code == 0 and expired["expired"] == 1 and expired["hold_ids"] == [held["hold_id"]]
