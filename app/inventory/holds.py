@@ -71,14 +71,14 @@ class Conversion:
     reservation_code: str | None
 
 
-def _translate(exc: asyncpg.PostgresError) -> AppError:
-    """Driver errors become domain errors here, and only here."""
+def _translate(exc: asyncpg.PostgresError) -> Exception:
+    """Driver errors become domain errors here, and only here; others pass unchanged."""
     sqlstate = getattr(exc, "sqlstate", None)
     if sqlstate == _UNAVAILABLE:
         return NothingAvailable()
     if sqlstate in _RETRYABLE:
         return Busy(f"calendar busy ({_RETRYABLE[sqlstate]})")
-    raise exc
+    return exc
 
 
 async def create_hold(
