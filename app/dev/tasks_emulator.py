@@ -131,14 +131,16 @@ class TasksEmulator:
         )
         return cert.public_bytes(serialization.Encoding.PEM).decode()
 
-    def mint_token(self, email: str, audience: str, lifetime: int = 3600, **claims: object) -> str:
+    def mint_token(
+        self, account: str, audience: str, /, lifetime: int = 3600, **claims: object
+    ) -> str:
         now = int(time.time())
         payload: dict[str, object] = {
             "iss": ISSUER,
             "aud": audience,
-            "azp": email,
-            "sub": str(int(hashlib.sha256(email.encode()).hexdigest()[:15], 16)),
-            "email": email,
+            "azp": account,
+            "sub": str(int(hashlib.sha256(account.encode()).hexdigest()[:15], 16)),
+            "email": account,
             "email_verified": True,
             "iat": now,
             "exp": now + lifetime,

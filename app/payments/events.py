@@ -71,6 +71,8 @@ async def _apply(
         event_type == "checkout.session.completed" and details.get("payment_status") == "paid"
     )
     async with pool.acquire() as conn:
+        if not await conn.fetchval(QUERIES["hold_exists"], hold_id):
+            return "unknown_hold"  # not ours (e.g. a shared test account): never retry
         if paid:
             if not isinstance(amount, int) or not isinstance(currency, str):
                 return "not_applicable"
@@ -85,6 +87,10 @@ async def _apply(
             annotate_request(payment_id=str(result.payment_id))
             if settings.auto_refund_late_payments:
                 await refund_if_needed(conn, client, result.payment_id)
+            if result.outcome == "already_processed":
+                # A retry after the decision committed: record the decision itself.
+                decided = await conn.fetchval(QUERIES["payment_decision"], result.payment_id)
+                return str(decided or result.outcome)
             return result.outcome
         if event_type == "checkout.session.completed":
             await conn.execute(QUERIES["payment_pending"], session_id, hold_id, amount, currency)

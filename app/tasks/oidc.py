@@ -89,13 +89,16 @@ class OidcVerifier:
                 audience=self.audience,
                 clock_skew_in_seconds=CLOCK_SKEW_SECONDS,
             )
-        except (ValueError, gauth_exceptions.GoogleAuthError):
+        except (ValueError, TypeError, gauth_exceptions.GoogleAuthError):
             raise Unauthorized("invalid token") from None
-        if claims.get("iss") not in ISSUERS:
+        issuer = claims.get("iss")
+        if not isinstance(issuer, str) or issuer not in ISSUERS:
             raise Unauthorized("wrong issuer")
         if claims.get("email_verified") is not True:
             raise Unauthorized("e-mail not verified")
         email = claims.get("email")
+        if not isinstance(email, str):
+            raise Unauthorized("no e-mail claim")
         if email not in self.allowed_emails:
             raise Forbidden("service account not allowed")
         return str(email)

@@ -39,3 +39,16 @@ ON CONFLICT ON CONSTRAINT payments_provider_provider_object_id_key DO NOTHING
 -- payment_session_for_hold --
 -- The Checkout Session of a hold (newest first).
 SELECT provider_object_id FROM payments WHERE hold_id = $1 ORDER BY created_at DESC LIMIT 1
+
+-- hold_exists --
+-- Whether an event's hold is ours at all.
+SELECT EXISTS (SELECT 1 FROM holds WHERE id = $1)
+
+-- payment_decision --
+-- How a payment was decided: converted, or the payment.* fact written when it was not.
+SELECT CASE
+    WHEN EXISTS (SELECT 1 FROM reservations r WHERE r.payment_id = $1) THEN 'converted'
+    ELSE (SELECT substr(o.event_type, length('payment.') + 1) FROM outbox_events o
+          WHERE o.aggregate_type = 'payment' AND o.aggregate_id = $1::text
+          ORDER BY o.id LIMIT 1)
+END

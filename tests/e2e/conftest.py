@@ -3,10 +3,12 @@ Cloud Tasks (real client, real OIDC tokens), the fake Stripe API and Postgres.""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import httpx
@@ -52,8 +54,9 @@ class Stack:
             return await http.post("/webhooks/stripe", content=payload, headers=sent)
 
 
-@pytest.fixture
-async def stack(db_url: str) -> AsyncIterator[Stack]:
+@contextlib.asynccontextmanager
+async def running_stack(db_url: str, **overrides: Any) -> AsyncIterator[Stack]:
+    """Start every part; ``overrides`` change the apps' settings (e.g. auto refunds)."""
     emulator = TasksEmulator(
         grpc_port=free_port(), certs_port=free_port(), min_backoff=0.05, max_backoff=0.4
     )
@@ -78,6 +81,7 @@ async def stack(db_url: str) -> AsyncIterator[Stack]:
         oidc_allowed_emails=frozenset({SERVICE_ACCOUNT}),
         oidc_certs_url=emulator.certs_url,
     )
+    settings = dataclasses.replace(settings, **overrides)
     public_settings = dataclasses.replace(settings, role="public", port=0)
     pool = await db.create_pool(db_url, 5)
     queue = TaskQueue(queue_config(settings))
@@ -91,3 +95,9 @@ async def stack(db_url: str) -> AsyncIterator[Stack]:
         await pool.close()
         await fake.stop()
         await emulator.stop()
+
+
+@pytest.fixture
+async def stack(db_url: str) -> AsyncIterator[Stack]:
+    async with running_stack(db_url) as running:
+        yield running
