@@ -8,7 +8,7 @@ WORKER_PORT ?= 8081
 PYTEST_ARGS ?=
 export PUBLIC_PORT WORKER_PORT
 
-.PHONY: install postgres-binaries run test lint format migrate schema bench-holds
+.PHONY: install postgres-binaries run test lint format migrate schema bench-holds bench-ingress
 
 install: $(VENV)/.installed
 
@@ -54,3 +54,12 @@ schema: install postgres-binaries
 # BENCH_SECONDS per phase (default 10), about 2 minutes. See docs/performance.md.
 bench-holds: install postgres-binaries
 	$(PY) -m bench.holds
+
+# The Stripe webhook against its floor (receipt INSERT + enqueue) and a trivial endpoint,
+# served by hypercorn with its own Postgres and Cloud Tasks emulator, loaded by wrk:
+# BENCH_SECONDS per phase (default 10), about 2 minutes. See docs/performance.md.
+bench-ingress: install postgres-binaries
+	@command -v wrk >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends wrk >/dev/null) || echo "bench-ingress: could not install wrk" >&2
+	$(PY) -m bench.ingress

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from app.dev.fake_stripe import event
+from app.dev.fake_stripe import CUSTOMER, event
 from tests.e2e.conftest import SERVICE_ACCOUNT, STRIPE_KEY, WEBHOOK_SECRET, Stack
 from tests.inventory.conftest import make_calendar
 from tests.support import ROOT, app_env, eventually
@@ -62,6 +62,8 @@ async def _cli(stack: Stack, *args: str) -> tuple[int, dict[str, Any]]:
     out, err = await process.communicate()
     text = out.decode() + err.decode()
     assert "Traceback" not in text, text
+    for pii in CUSTOMER.values():  # the completed session carries the customer's details
+        assert pii not in text
     last = out.decode().strip().splitlines()[-1]
     return process.returncode or 0, orjson.loads(last)
 
