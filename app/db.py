@@ -54,12 +54,23 @@ async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
     return conn
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release without asyncpg's default session reset (RESET ALL, UNLISTEN *, …).
+
+    asyncpg still rolls back an open transaction before calling this. The app keeps
+    no session state on pooled connections (no SET, LISTEN or advisory locks: the
+    critical functions carry their own lock_timeout), so the reset was a round trip
+    per release for nothing — on the webhook path, one of its four.
+    """
+
+
 async def create_pool(dsn: str, max_size: int) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn,
         min_size=1,
         max_size=max_size,
         init=_init_connection,
+        reset=_keep_session,
         # Recycle idle connections so a Cloud SQL failover does not leave dead ones.
         max_inactive_connection_lifetime=300,
     )

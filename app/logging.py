@@ -13,7 +13,7 @@ import sys
 from contextvars import ContextVar
 from typing import Any
 
-from pythonjsonlogger.json import JsonFormatter
+from pythonjsonlogger.orjson import OrjsonFormatter
 
 TRACE_FIELD = "logging.googleapis.com/trace"
 
@@ -48,7 +48,7 @@ def configure_logging(role: str | None, level: str = "INFO", stream: Any = None)
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.addFilter(_ContextFilter())
     handler.setFormatter(
-        JsonFormatter(
+        OrjsonFormatter(
             "{levelname}{message}{name}",
             style="{",
             rename_fields={"levelname": "severity", "name": "logger"},
