@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,9 +21,13 @@ from app import db
 from app.dev.fake_stripe import FakeStripe
 from app.dev.postgres import free_port
 from app.dev.tasks_emulator import TasksEmulator
+from app.inventory.holds import HoldRequest
+from app.inventory.stay import Stay
+from app.payments.booking import Booking, hold_and_checkout
 from app.payments.stripe_api import open_stripe
 from app.settings import Secret, Settings
 from app.tasks.queue import TaskQueue, queue_config
+from tests.inventory.conftest import Calendar, make_calendar
 from tests.support import serve_app
 
 SERVICE_ACCOUNT = "tasks@hotelly-test.iam.gserviceaccount.com"
@@ -52,6 +58,24 @@ class Stack:
         sent.update(headers)
         async with httpx.AsyncClient(base_url=self.public) as http:
             return await http.post("/webhooks/stripe", content=payload, headers=sent)
+
+
+async def calendar(stack: Stack, units: int = 2) -> Calendar:
+    """A pousada with one room type 'std' (2 guests, ``units`` rooms, R$300) for 10 nights."""
+    async with stack.pool.acquire() as conn:
+        return await make_calendar(conn, [("std", 2, units, 30000)], days=10)
+
+
+async def book(stack: Stack, cal: Calendar, first: int = 0, nights: int = 2) -> Booking:
+    """Hold one 'std' room and open its Checkout Session, as the app does on a "yes"."""
+    checkin = cal.start + dt.timedelta(days=first)
+    request = HoldRequest(
+        cal.property.id,
+        Stay(checkin, checkin + dt.timedelta(days=nights), 2),
+        ((cal.room_type_ids["std"], 1),),
+        uuid.uuid4().hex,
+    )
+    return await hold_and_checkout(stack.pool, stack.queue, stack.client, stack.settings, request)
 
 
 @contextlib.asynccontextmanager

@@ -74,20 +74,7 @@ async def test_dev_hold_then_dev_pay_books_the_room(stack: Stack) -> None:
     exit 1 and {"error": "unavailable"}."""
     async with stack.pool.acquire() as conn:
         cal = await make_calendar(conn, [("std", 2, 1, 30000)], days=5)
-    checkin = cal.start.isoformat()
-    checkout = (cal.start + dt.timedelta(days=2)).isoformat()
-    args = [
-        "dev",
-        "hold",
-        "--property",
-        "test-inn",
-        "--room-type",
-        "std",
-        "--checkin",
-        checkin,
-        "--checkout",
-        checkout,
-    ]
+    args = _hold_args(cal.start, 0, 2)
     code, held = await _cli(stack, *args)
     assert code == 0, held
     assert held["checkout_session_id"].startswith("cs_") and held["currency"] == "brl"

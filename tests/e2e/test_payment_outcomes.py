@@ -4,7 +4,6 @@ and expired by the worker's sweep rather than by waiting."""
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -17,11 +16,11 @@ import pytest
 from pythonjsonlogger.json import JsonFormatter
 
 from app.dev.fake_stripe import CUSTOMER, event
-from app.inventory.holds import HoldRequest
-from app.inventory.stay import Stay
-from app.payments.booking import Booking, hold_and_checkout
+from app.payments.booking import Booking
 from tests.e2e.conftest import SERVICE_ACCOUNT, Stack, running_stack
-from tests.inventory.conftest import Calendar, make_calendar
+from tests.e2e.conftest import book as _book
+from tests.e2e.conftest import calendar as _calendar
+from tests.inventory.conftest import Calendar
 from tests.support import eventually
 
 
@@ -33,22 +32,6 @@ async def refunding_stack(db_url: str) -> AsyncIterator[Stack]:
 
 
 # ---- helpers ---------------------------------------------------------------------------
-
-
-async def _calendar(stack: Stack, units: int = 2) -> Calendar:
-    async with stack.pool.acquire() as conn:
-        return await make_calendar(conn, [("std", 2, units, 30000)], days=10)
-
-
-async def _book(stack: Stack, cal: Calendar, first: int = 0, nights: int = 2) -> Booking:
-    checkin = cal.start + dt.timedelta(days=first)
-    request = HoldRequest(
-        cal.property.id,
-        Stay(checkin, checkin + dt.timedelta(days=nights), 2),
-        ((cal.room_type_ids["std"], 1),),
-        uuid.uuid4().hex,
-    )
-    return await hold_and_checkout(stack.pool, stack.queue, stack.client, stack.settings, request)
 
 
 def _event_id(payload: bytes) -> str:

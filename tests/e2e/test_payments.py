@@ -4,38 +4,19 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import uuid
 from typing import Any
 
 import orjson
 import pytest
 
 from app.dev.fake_stripe import CUSTOMER, event
-from app.inventory.holds import HoldRequest
-from app.inventory.stay import Stay
-from app.payments.booking import Booking, hold_and_checkout
 from tests.e2e.conftest import Stack
-from tests.inventory.conftest import Calendar, make_calendar
+from tests.e2e.conftest import book as _book
+from tests.e2e.conftest import calendar as _calendar
+from tests.inventory.conftest import Calendar
 from tests.support import eventually
 
 pytestmark = pytest.mark.usefixtures("stack")
-
-
-async def _calendar(stack: Stack, units: int = 2) -> Calendar:
-    async with stack.pool.acquire() as conn:
-        return await make_calendar(conn, [("std", 2, units, 30000)], days=10)
-
-
-async def _book(stack: Stack, cal: Calendar, first: int = 0, nights: int = 2) -> Booking:
-    checkin = cal.start + dt.timedelta(days=first)
-    request = HoldRequest(
-        cal.property.id,
-        Stay(checkin, checkin + dt.timedelta(days=nights), 2),
-        ((cal.room_type_ids["std"], 1),),
-        uuid.uuid4().hex,
-    )
-    return await hold_and_checkout(stack.pool, stack.queue, stack.client, stack.settings, request)
 
 
 async def _receipt(stack: Stack, payload: bytes) -> Any:
