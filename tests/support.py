@@ -14,16 +14,32 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import httpx
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 
+from app import db
 from app.dev.postgres import free_port
 from app.http.app import create_app
 from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
+
+
+@contextlib.asynccontextmanager
+async def connections(url: str, count: int) -> AsyncIterator[list[asyncpg.Connection]]:
+    """``count`` separate connections to ``url``, all closed on the way out."""
+    opened = await asyncio.gather(*(db.connect(url) for _ in range(count)), return_exceptions=True)
+    conns = [c for c in opened if isinstance(c, asyncpg.Connection)]
+    try:
+        for result in opened:
+            if isinstance(result, BaseException):
+                raise result
+        yield conns
+    finally:
+        await asyncio.gather(*(c.close() for c in conns))
 
 
 def with_database(url: str, name: str) -> str:

@@ -117,19 +117,7 @@ async def test_reprocess_and_payments_without_reservation(stack: Stack) -> None:
     (exit 1); `ops expire-stuck` expires overdue holds."""
     async with stack.pool.acquire() as conn:
         cal = await make_calendar(conn, [("std", 2, 1, 30000)], days=5)
-    code, held = await _cli(
-        stack,
-        "dev",
-        "hold",
-        "--property",
-        "test-inn",
-        "--room-type",
-        "std",
-        "--checkin",
-        cal.start.isoformat(),
-        "--checkout",
-        (cal.start + dt.timedelta(days=1)).isoformat(),
-    )
+    code, held = await _cli(stack, *_hold_args(cal.start, 0, 1))
     assert code == 0
     payload = event(
         "checkout.session.completed", stack.stripe.complete(held["checkout_session_id"])

@@ -8,7 +8,6 @@ no partial hold, and counters equal to what the committed holds and reservations
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import random
 import uuid
@@ -19,7 +18,6 @@ from typing import Any
 import asyncpg
 import pytest
 
-from app import db
 from app.errors import AppError, NothingAvailable
 from app.inventory.holds import (
     Conversion,
@@ -34,6 +32,7 @@ from app.inventory.holds import (
 from app.inventory.setup import OverrideSpec
 from app.inventory.stay import Stay
 from tests.inventory.conftest import START, Calendar, make_calendar
+from tests.support import connections
 
 TTL = 3600
 ATTEMPTS = 200
@@ -43,20 +42,6 @@ RIVAL_TRIES = 20
 
 Job = Callable[[asyncpg.Connection], Awaitable[Any]]
 Night = tuple[int, dt.date]  # (room_type_id, date)
-
-
-@contextlib.asynccontextmanager
-async def connections(url: str, count: int) -> AsyncIterator[list[asyncpg.Connection]]:
-    """``count`` separate connections to ``url``, all closed on the way out."""
-    opened = await asyncio.gather(*(db.connect(url) for _ in range(count)), return_exceptions=True)
-    conns = [c for c in opened if isinstance(c, asyncpg.Connection)]
-    try:
-        for result in opened:
-            if isinstance(result, BaseException):
-                raise result
-        yield conns
-    finally:
-        await asyncio.gather(*(c.close() for c in conns))
 
 
 def _raise_unexpected(results: Sequence[Any]) -> None:

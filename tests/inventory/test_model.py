@@ -14,20 +14,17 @@ backdating expires_at, never by waiting.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import random
 import re
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 import pytest
 
-from app import db
 from app.errors import AppError, Conflict, IdempotencyConflict, NothingAvailable
 from app.inventory.holds import (
     Conversion,
@@ -43,6 +40,7 @@ from app.inventory.setup import set_ari
 from app.inventory.stay import Stay
 from app.ops.checks import run_check
 from tests.inventory.conftest import Calendar, make_calendar
+from tests.support import connections
 
 # (code, max_occupancy, units, rate_cents): few rooms, so nights sell out.
 ROOMS = [("std", 2, 3, 30000), ("fam", 4, 2, 50000), ("suite", 2, 1, 80000)]
@@ -477,19 +475,6 @@ async def probe(conn: asyncpg.Connection, model: Model, rng: random.Random, batc
     )
     for hold in chosen:
         hold.due = True
-
-
-@contextlib.asynccontextmanager
-async def connections(url: str, count: int) -> AsyncIterator[list[asyncpg.Connection]]:
-    opened = await asyncio.gather(*(db.connect(url) for _ in range(count)), return_exceptions=True)
-    conns = [c for c in opened if isinstance(c, asyncpg.Connection)]
-    try:
-        for result in opened:
-            if isinstance(result, BaseException):
-                raise result
-        yield conns
-    finally:
-        await asyncio.gather(*(c.close() for c in conns))
 
 
 @pytest.mark.parametrize("seed", [20310301, 20310302])
