@@ -23,6 +23,7 @@ from app.http.middleware import RequestContext
 from app.logging import annotate_request
 from app.payments.stripe_api import open_stripe
 from app.settings import Settings
+from app.tasks.enqueued_marks import EnqueuedMarks
 from app.tasks.oidc import OidcVerifier
 from app.tasks.queue import TaskQueue, queue_config
 
@@ -77,7 +78,7 @@ def create_app(settings: Settings) -> Starlette:
             stripe = open_stripe(settings)
         log.info("app_started", extra={"pool_max": settings.db_pool_max})
         try:
-            yield {"deps": Deps(settings, pool, queue, oidc, stripe)}
+            yield {"deps": Deps(settings, pool, queue, EnqueuedMarks(pool), oidc, stripe)}
         finally:
             await queue.close()
             if oidc is not None:

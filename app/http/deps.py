@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from app.payments.stripe_api import StripeApi
 from app.settings import Settings
+from app.tasks.enqueued_marks import EnqueuedMarks
 from app.tasks.oidc import OidcVerifier
 from app.tasks.queue import TaskQueue
 
@@ -18,6 +19,7 @@ class Deps:
     settings: Settings
     pool: asyncpg.Pool
     queue: TaskQueue
+    marks: EnqueuedMarks  # the webhooks' receipts, marked enqueued in batches
     oidc: OidcVerifier | None = None  # worker only
     stripe: StripeApi | None = None  # worker only
 

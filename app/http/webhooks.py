@@ -27,6 +27,7 @@ async def stripe_webhook(request: Request) -> JSONResponse:
     outcome = await accept(
         d.pool,
         d.queue,
+        d.marks,
         Incoming(
             source="stripe",
             external_id=event["id"],

@@ -34,7 +34,7 @@ async def reprocess(settings: Settings, source: str, limit: int) -> list[dict[st
                 continue  # finished meanwhile
             name = task_name(f"{source}-g{generation}", external_id)
             await queue.enqueue(queue_name, name, path, {"source": source, "event_id": external_id})
-            await conn.execute(QUERIES["mark_receipt_enqueued"], source, external_id)
+            await conn.execute(QUERIES["mark_receipts_enqueued"], [source], [external_id])
             done.append({"event_id": external_id, "task_name": name})
     finally:
         await conn.close()

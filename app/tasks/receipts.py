@@ -15,6 +15,7 @@ import asyncpg
 
 from app.db import QUERIES
 from app.logging import annotate_request
+from app.tasks.enqueued_marks import EnqueuedMarks
 from app.tasks.queue import TaskQueue
 
 
@@ -30,7 +31,9 @@ class Incoming:
     ignored: bool = False
 
 
-async def accept(pool: asyncpg.Pool, queue: TaskQueue, event: Incoming) -> str:
+async def accept(
+    pool: asyncpg.Pool, queue: TaskQueue, marks: EnqueuedMarks, event: Incoming
+) -> str:
     """Record the event and make sure its task exists. Returns what happened."""
     annotate_request(event_id=event.external_id, event_type=event.event_type)
     async with pool.acquire() as conn:
@@ -61,8 +64,7 @@ async def accept(pool: asyncpg.Pool, queue: TaskQueue, event: Incoming) -> str:
         event.path,
         {"source": event.source, "event_id": event.external_id},
     )
-    async with pool.acquire() as conn:
-        await conn.execute(QUERIES["mark_receipt_enqueued"], event.source, event.external_id)
+    await marks.mark(event.source, event.external_id)
     outcome = "re-enqueued" if duplicate else "enqueued"
     annotate_request(outcome=outcome, task_name=event.task_name)
     return outcome

@@ -11,10 +11,12 @@ RETURNING enqueued_at, outcome
 -- Where an already received event stands.
 SELECT enqueued_at, outcome, task_name FROM processed_events WHERE source = $1 AND external_id = $2
 
--- mark_receipt_enqueued --
--- The event's task exists: from now on a duplicate delivery may be acknowledged at once.
-UPDATE processed_events SET enqueued_at = coalesce(enqueued_at, now())
-WHERE source = $1 AND external_id = $2
+-- mark_receipts_enqueued --
+-- These events' tasks exist: from now on a duplicate delivery may be acknowledged at once.
+-- $1 and $2 are parallel arrays of (source, external_id).
+UPDATE processed_events p SET enqueued_at = coalesce(p.enqueued_at, now())
+FROM unnest($1::text[], $2::text[]) AS marked (source, external_id)
+WHERE p.source = marked.source AND p.external_id = marked.external_id
 
 -- receipt_for_task --
 -- What the worker needs to process an event: its type, PII-free details and state.
