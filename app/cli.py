@@ -117,6 +117,10 @@ def _ops_check(name: str) -> DbHandler:
     return run
 
 
+# The property `make run` imports (docs/examples/property.json).
+SAMPLE_PROPERTY_CODE = "pousada-mare-alta"
+
+
 def _dev(
     command: Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]],
 ) -> Handler:
@@ -125,6 +129,17 @@ def _dev(
         return 0
 
     return run
+
+
+def _dev_transcript(settings: Settings, args: argparse.Namespace) -> int:
+    from app.dev.commands import dev_transcript
+
+    lines = asyncio.run(dev_transcript(settings, args))
+    for line in lines:
+        print(line)
+    inbound = sum(1 for line in lines if line.split(" ", 2)[1] == "in")
+    emit({"messages": len(lines), "inbound": inbound, "outbound": len(lines) - inbound})
+    return 0
 
 
 def _ops_expire_stuck(settings: Settings, args: argparse.Namespace) -> int:
@@ -236,7 +251,7 @@ def _parser() -> argparse.ArgumentParser:
         dest="sub", required=True
     )
     command(dev, "up", "the whole system on this machine (what `make run` runs)", run_raw=_dev_up)
-    from app.dev.commands import dev_hold, dev_pay
+    from app.dev.commands import dev_hold, dev_pay, dev_whatsapp
 
     hold = command(dev, "hold", "hold nights and open their Checkout Session", run=_dev(dev_hold))
     hold.add_argument("--property", required=True)
@@ -248,8 +263,21 @@ def _parser() -> argparse.ArgumentParser:
     pay = command(
         dev, "pay", "pay a hold in the fake Stripe and deliver Stripe's event", run=_dev(dev_pay)
     )
-    pay.add_argument("hold_id", type=uuid.UUID)
+    pay.add_argument("hold_id", metavar="HOLD_ID", help="a hold id, or the cs_… id in its link")
     pay.add_argument("--payment-status", choices=["paid", "unpaid"], default="paid")
+    whatsapp = command(
+        dev,
+        "whatsapp",
+        "send a guest's message to the webhook as Meta would",
+        run=_dev(dev_whatsapp),
+    )
+    whatsapp.add_argument("--from", dest="sender", required=True, help="e.g. +5511999990000")
+    whatsapp.add_argument("--property", default=SAMPLE_PROPERTY_CODE)
+    whatsapp.add_argument("text")
+    transcript = command(
+        dev, "transcript", "print a guest's conversation, oldest first", run=_dev_transcript
+    )
+    transcript.add_argument("--from", dest="sender", required=True)
     return parser
 
 

@@ -7,6 +7,8 @@ naming it; the CLI turns that into one line on stderr and exit code 2.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -72,6 +74,15 @@ class Settings:
     oidc_audience: str | None = None
     oidc_allowed_emails: frozenset[str] = frozenset()
     oidc_certs_url: str = PRODUCTION_CERTS_URL
+    # WhatsApp (Meta Cloud API).
+    whatsapp_verify_token: Secret | None = None
+    whatsapp_app_secret: Secret | None = None
+    whatsapp_access_token: Secret | None = None
+    whatsapp_api_base: str = "https://graph.facebook.com/v21.0"
+    # PII: AES-GCM key for phone numbers and message texts (at rest and in task bodies),
+    # and the HMAC key of contact_hash, the only contact identity logs and events carry.
+    pii_key: Secret | None = None
+    contact_hash_key: Secret | None = None
 
 
 def _text(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
@@ -120,6 +131,20 @@ def _url(env: Mapping[str, str], name: str, default: str | None = None) -> str |
 def _secret(env: Mapping[str, str], name: str) -> Secret | None:
     value = _text(env, name)
     return Secret(value) if value is not None else None
+
+
+def _key(env: Mapping[str, str], name: str) -> Secret | None:
+    """A 32-byte key, given base64-encoded (``openssl rand -base64 32``)."""
+    value = _text(env, name)
+    if value is None:
+        return None
+    try:
+        key = base64.b64decode(value, validate=True)
+    except binascii.Error:
+        key = b""
+    if len(key) != 32:
+        raise ConfigError(name, "must be 32 bytes, base64-encoded (openssl rand -base64 32)")
+    return Secret(value)
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str | None:
@@ -173,6 +198,13 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_role: bool = 
             e.strip() for e in (_text(env, "OIDC_ALLOWED_EMAILS", "") or "").split(",") if e.strip()
         ),
         oidc_certs_url=_url(env, "OIDC_CERTS_URL", PRODUCTION_CERTS_URL) or PRODUCTION_CERTS_URL,
+        whatsapp_verify_token=_secret(env, "WHATSAPP_VERIFY_TOKEN"),
+        whatsapp_app_secret=_secret(env, "WHATSAPP_APP_SECRET"),
+        whatsapp_access_token=_secret(env, "WHATSAPP_ACCESS_TOKEN"),
+        whatsapp_api_base=_url(env, "WHATSAPP_API_BASE", Settings.whatsapp_api_base)
+        or Settings.whatsapp_api_base,
+        pii_key=_key(env, "PII_KEY"),
+        contact_hash_key=_key(env, "CONTACT_HASH_KEY"),
     )
     if role is not None and require_role:
         _require_for_role(settings)
@@ -187,6 +219,10 @@ ROLE_REQUIREMENTS: dict[str, tuple[tuple[str, str], ...]] = {
         ("tasks_location", "TASKS_LOCATION"),
         ("worker_url", "WORKER_URL"),
         ("tasks_service_account", "TASKS_SERVICE_ACCOUNT"),
+        ("whatsapp_verify_token", "WHATSAPP_VERIFY_TOKEN"),
+        ("whatsapp_app_secret", "WHATSAPP_APP_SECRET"),
+        ("pii_key", "PII_KEY"),
+        ("contact_hash_key", "CONTACT_HASH_KEY"),
     ),
     "worker": (
         ("stripe_secret_key", "STRIPE_SECRET_KEY"),
@@ -196,6 +232,9 @@ ROLE_REQUIREMENTS: dict[str, tuple[tuple[str, str], ...]] = {
         ("tasks_service_account", "TASKS_SERVICE_ACCOUNT"),
         ("oidc_audience", "OIDC_AUDIENCE"),
         ("oidc_allowed_emails", "OIDC_ALLOWED_EMAILS"),
+        ("whatsapp_access_token", "WHATSAPP_ACCESS_TOKEN"),
+        ("pii_key", "PII_KEY"),
+        ("contact_hash_key", "CONTACT_HASH_KEY"),
     ),
 }
 

@@ -350,6 +350,10 @@ def _stack(workdir: Path) -> Iterator[Stack]:
             "WORKER_URL": worker_url,
             "OIDC_AUDIENCE": worker_url,
             "TASKS_SERVICE_ACCOUNT": SERVICE_ACCOUNT,
+            "WHATSAPP_VERIFY_TOKEN": "bench-verify-token",
+            "WHATSAPP_APP_SECRET": "bench-app-secret",
+            "PII_KEY": "aG90ZWxseS1sb2NhbC1waWkta2V5LTAxMjM0NTY3ODk=",
+            "CONTACT_HASH_KEY": "aG90ZWxseS1sb2NhbC1jb250YWN0LWhhc2gta2V5LTA=",
         }
         log_file = workdir / "public.log"
         app = stack.enter_context(

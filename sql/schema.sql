@@ -351,7 +351,8 @@ CREATE TABLE public.conversations (
     context jsonb DEFAULT '{}'::jsonb NOT NULL,
     last_inbound_at timestamp with time zone,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    lease_until timestamp with time zone
 );
 
 CREATE TABLE public.hold_nights (
@@ -397,6 +398,36 @@ CREATE TABLE public.idempotency_keys (
 
 ALTER TABLE public.idempotency_keys ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME public.idempotency_keys_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE public.messages (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    conversation_id uuid NOT NULL,
+    seq bigint NOT NULL,
+    direction text NOT NULL,
+    body_encrypted bytea NOT NULL,
+    provider_message_id text,
+    dedupe_key text,
+    status text NOT NULL,
+    lease_until timestamp with time zone,
+    attempts integer DEFAULT 0 NOT NULL,
+    sent_at timestamp with time zone,
+    last_error text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT messages_direction_check CHECK ((direction = ANY (ARRAY['in'::text, 'out'::text]))),
+    CONSTRAINT messages_direction_status_check CHECK (((direction = 'in'::text) = (status = 'received'::text))),
+    CONSTRAINT messages_sent_check CHECK (((status = ANY (ARRAY['sent'::text, 'delivered'::text, 'read'::text])) = (sent_at IS NOT NULL))),
+    CONSTRAINT messages_status_check CHECK ((status = ANY (ARRAY['received'::text, 'queued'::text, 'sent'::text, 'delivered'::text, 'read'::text, 'failed'::text])))
+);
+
+ALTER TABLE public.messages ALTER COLUMN seq ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.messages_seq_seq
     START WITH 1
     INCREMENT BY 1
     NO MINVALUE
@@ -560,6 +591,12 @@ ALTER TABLE ONLY public.idempotency_keys
 ALTER TABLE ONLY public.idempotency_keys
     ADD CONSTRAINT idempotency_keys_scope_key_key UNIQUE (scope, key);
 
+ALTER TABLE ONLY public.messages
+    ADD CONSTRAINT messages_dedupe_key_key UNIQUE (dedupe_key);
+
+ALTER TABLE ONLY public.messages
+    ADD CONSTRAINT messages_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY public.outbox_events
     ADD CONSTRAINT outbox_events_pkey PRIMARY KEY (id);
 
@@ -604,9 +641,15 @@ ALTER TABLE ONLY public.room_types
 
 CREATE INDEX ari_days_property_id_date_idx ON public.ari_days USING btree (property_id, date);
 
+CREATE INDEX conversations_contact_hash_idx ON public.conversations USING btree (contact_hash);
+
 CREATE INDEX holds_active_expires_at_idx ON public.holds USING btree (expires_at) WHERE (status = 'active'::text);
 
 CREATE INDEX holds_conversation_id_idx ON public.holds USING btree (conversation_id) WHERE (conversation_id IS NOT NULL);
+
+CREATE INDEX messages_conversation_id_seq_idx ON public.messages USING btree (conversation_id, seq);
+
+CREATE UNIQUE INDEX messages_outbound_provider_message_id_key ON public.messages USING btree (provider_message_id) WHERE ((direction = 'out'::text) AND (provider_message_id IS NOT NULL));
 
 CREATE INDEX outbox_events_aggregate_idx ON public.outbox_events USING btree (aggregate_type, aggregate_id);
 
@@ -635,6 +678,9 @@ ALTER TABLE ONLY public.holds
 
 ALTER TABLE ONLY public.holds
     ADD CONSTRAINT holds_property_id_fkey FOREIGN KEY (property_id) REFERENCES public.properties(id);
+
+ALTER TABLE ONLY public.messages
+    ADD CONSTRAINT messages_conversation_id_fkey FOREIGN KEY (conversation_id) REFERENCES public.conversations(id);
 
 ALTER TABLE ONLY public.payments
     ADD CONSTRAINT payments_hold_id_fkey FOREIGN KEY (hold_id) REFERENCES public.holds(id);

@@ -133,6 +133,11 @@ def make_settings(db_url: str):  # type: ignore[no-untyped-def]
             "tasks_service_account": "tasks@p.iam.gserviceaccount.com",
             "oidc_audience": "http://127.0.0.1:9",
             "oidc_allowed_emails": frozenset({"tasks@p.iam.gserviceaccount.com"}),
+            "whatsapp_verify_token": Secret("verify-x"),
+            "whatsapp_app_secret": Secret("app-secret-x"),
+            "whatsapp_access_token": Secret("graph-token-x"),
+            "pii_key": Secret("aG90ZWxseS1sb2NhbC1waWkta2V5LTAxMjM0NTY3ODk="),
+            "contact_hash_key": Secret("aG90ZWxseS1sb2NhbC1jb250YWN0LWhhc2gta2V5LTA="),
         }
         values.update(overrides)
         return Settings(**values)  # type: ignore[arg-type]

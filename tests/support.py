@@ -117,6 +117,11 @@ SERVE_ENV = {
     "WORKER_URL": "http://127.0.0.1:9",
     "TASKS_SERVICE_ACCOUNT": "tasks@p.iam.gserviceaccount.com",
     "OIDC_ALLOWED_EMAILS": "tasks@p.iam.gserviceaccount.com",
+    "WHATSAPP_VERIFY_TOKEN": "verify-x",
+    "WHATSAPP_APP_SECRET": "app-secret-x",
+    "WHATSAPP_ACCESS_TOKEN": "graph-token-x",
+    "PII_KEY": "aG90ZWxseS1sb2NhbC1waWkta2V5LTAxMjM0NTY3ODk=",
+    "CONTACT_HASH_KEY": "aG90ZWxseS1sb2NhbC1jb250YWN0LWhhc2gta2V5LTA=",
 }
 
 

@@ -1,8 +1,10 @@
-"""`dev` commands against a running `make run`: hold nights, pay as Stripe would."""
+"""`dev` commands against a running `make run`: hold nights, pay as Stripe would, talk as a
+guest on WhatsApp would and read the conversation back."""
 
 from __future__ import annotations
 
 import argparse
+import re
 import uuid
 from typing import Any
 
@@ -13,13 +15,15 @@ import stripe
 
 from app import db
 from app.db import QUERIES
+from app.dev.fake_graph import inbound_envelope, signature
 from app.dev.fake_stripe import event
-from app.errors import AppError, NotFound, Unavailable
+from app.errors import AppError, BadRequest, NotFound, Unavailable
 from app.inventory.holds import HoldRequest
 from app.inventory.quote import get_property
 from app.inventory.stay import Stay
 from app.payments.booking import hold_and_checkout
 from app.payments.stripe_api import open_stripe
+from app.pii import pii_keys
 from app.settings import Settings
 from app.tasks.queue import TaskQueue, queue_config
 
@@ -63,11 +67,17 @@ async def dev_hold(settings: Settings, args: argparse.Namespace) -> dict[str, An
 async def dev_pay(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     """Complete the hold's Checkout Session in the fake Stripe and deliver the signed
     checkout.session.completed to the public webhook, as Stripe would."""
-    conn: asyncpg.Connection = await db.connect(settings.database_url.reveal())
-    try:
-        session_id = await conn.fetchval(QUERIES["payment_session_for_hold"], args.hold_id)
-    finally:
-        await conn.close()
+    session_id: str | None = args.hold_id
+    if not args.hold_id.startswith("cs_"):  # else the session id from a payment link
+        try:
+            hold_id = uuid.UUID(args.hold_id)
+        except ValueError:
+            raise BadRequest("expected a hold id or a cs_… Checkout Session id") from None
+        conn: asyncpg.Connection = await db.connect(settings.database_url.reveal())
+        try:
+            session_id = await conn.fetchval(QUERIES["payment_session_for_hold"], hold_id)
+        finally:
+            await conn.close()
     if session_id is None:
         raise NotFound("that hold has no Checkout Session")
     assert settings.stripe_webhook_secret is not None
@@ -77,6 +87,8 @@ async def dev_pay(settings: Settings, args: argparse.Namespace) -> dict[str, Any
                 f"{settings.stripe_api_base}/_dev/checkout/sessions/{session_id}/complete",
                 params={"payment_status": args.payment_status},
             )
+            if completed.status_code == 404:
+                raise NotFound(f"the fake Stripe has no session {session_id}")
             completed.raise_for_status()
             payload = event("checkout.session.completed", completed.json())
             signature = stripe.WebhookSignature.generate_signature_header(
@@ -99,3 +111,51 @@ class WebhookRefused(AppError):
 
     status = 502
     code = "webhook_refused"
+
+
+async def dev_whatsapp(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    """Post a guest's text to the public webhook, enveloped and signed as Meta would."""
+    conn: asyncpg.Connection = await db.connect(settings.database_url.reveal())
+    try:
+        prop = await get_property(conn, args.property)
+    finally:
+        await conn.close()
+    if prop.whatsapp_phone_number_id is None:
+        raise NotFound(f"{args.property!r} has no WhatsApp number")
+    sender = re.sub(r"\D", "", args.sender)  # Meta sends the number as digits only
+    envelope = inbound_envelope(prop.whatsapp_phone_number_id, sender, args.text)
+    payload = orjson.dumps(envelope)
+    assert settings.whatsapp_app_secret is not None
+    signed = signature(payload, settings.whatsapp_app_secret.reveal())
+    async with httpx.AsyncClient(timeout=DEV_HTTP_TIMEOUT) as http:
+        try:
+            answer = await http.post(
+                f"{settings.public_url}/webhooks/whatsapp/meta",
+                content=payload,
+                headers={
+                    "Content-Type": "application/json",
+                    "X-Hub-Signature-256": signed,
+                },
+            )
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"local stack unreachable: {type(exc).__name__}") from None
+    if not answer.is_success:
+        raise WebhookRefused(f"the webhook answered {answer.status_code}")
+    message_id = envelope["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
+    return {"message_id": message_id, "webhook_status": answer.status_code}
+
+
+async def dev_transcript(settings: Settings, args: argparse.Namespace) -> list[str]:
+    """The guest's conversation, oldest first: ``<ISO time> in|out <text>`` per message."""
+    pii = pii_keys(settings)
+    conn: asyncpg.Connection = await db.connect(settings.database_url.reveal())
+    try:
+        rows = await conn.fetch(QUERIES["transcript"], pii.contact_hash(args.sender))
+    finally:
+        await conn.close()
+    # One line per message: a multi-line reply (a quote) shows its breaks as "\n".
+    return [
+        f"{row['created_at'].isoformat()} {row['direction']} "
+        + pii.decrypt(row["body_encrypted"], "message").replace("\n", "\\n")
+        for row in rows
+    ]

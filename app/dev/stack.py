@@ -2,10 +2,11 @@
 
 Starts a Postgres under .local/ unless DATABASE_URL is set, always migrates the
 database it uses and imports docs/examples/property.json, starts the local Cloud
-Tasks and the fake Stripe API, then serves `public` on 127.0.0.1:$PUBLIC_PORT and
-`worker` on 127.0.0.1:$WORKER_PORT until Ctrl-C or SIGTERM, and stops everything it
-started. It also plays Cloud Scheduler: every few seconds it enqueues the hold sweep
-and the outbox relay through the same authenticated task path production uses.
+Tasks, the fake Stripe API and the fake WhatsApp Graph API, then serves `public` on
+127.0.0.1:$PUBLIC_PORT and `worker` on 127.0.0.1:$WORKER_PORT until Ctrl-C or SIGTERM,
+and stops everything it started. It also plays Cloud Scheduler: every few seconds it
+enqueues the hold sweep and the outbox relay through the same authenticated task path
+production uses.
 
 Every other variable defaults to its value in .env.example; the environment wins.
 """
@@ -118,9 +119,20 @@ async def _run(env: dict[str, str], children: list[subprocess.Popen[bytes]]) -> 
         "--api-key",
         env["STRIPE_SECRET_KEY"],
     )
-    children += [emulator, fake_stripe]
+    graph_port = env["WHATSAPP_API_BASE"].split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1]
+    fake_graph = _spawn(
+        env,
+        "-m",
+        "app.dev.fake_graph",
+        "--port",
+        graph_port,
+        "--access-token",
+        env["WHATSAPP_ACCESS_TOKEN"],
+    )
+    children += [emulator, fake_stripe, fake_graph]
     await _wait_port(tasks_host, emulator)
     await _wait_port(f"127.0.0.1:{stripe_port}", fake_stripe)
+    await _wait_port(f"127.0.0.1:{graph_port}", fake_graph)
 
     roles = (("public", env.get("PUBLIC_PORT", "8080")), ("worker", env.get("WORKER_PORT", "8081")))
     servers = [

@@ -21,7 +21,9 @@ from app.http import public, worker
 from app.http.deps import Deps
 from app.http.middleware import RequestContext
 from app.logging import annotate_request
+from app.messaging.meta import graph_client
 from app.payments.stripe_api import open_stripe
+from app.pii import pii_keys
 from app.settings import Settings
 from app.tasks.enqueued_marks import EnqueuedMarks
 from app.tasks.oidc import OidcVerifier
@@ -68,7 +70,7 @@ def create_app(settings: Settings) -> Starlette:
         # the certs fetch and Stripe connect lazily, on first use.
         pool = await db.create_pool(settings.database_url.reveal(), settings.db_pool_max)
         queue = TaskQueue(queue_config(settings))
-        oidc = stripe = None
+        oidc = stripe = graph = None
         if settings.role == "worker":
             oidc = OidcVerifier(
                 certs_url=settings.oidc_certs_url,
@@ -76,15 +78,29 @@ def create_app(settings: Settings) -> Starlette:
                 allowed_emails=settings.oidc_allowed_emails,
             )
             stripe = open_stripe(settings)
+            graph = graph_client(settings.whatsapp_api_base)
         log.info("app_started", extra={"pool_max": settings.db_pool_max})
         try:
-            yield {"deps": Deps(settings, pool, queue, EnqueuedMarks(pool), oidc, stripe)}
+            yield {
+                "deps": Deps(
+                    settings,
+                    pool,
+                    queue,
+                    EnqueuedMarks(pool),
+                    pii_keys(settings),
+                    oidc,
+                    stripe,
+                    graph,
+                )
+            }
         finally:
             await queue.close()
             if oidc is not None:
                 await oidc.close()
             if stripe is not None:
                 await stripe.close()
+            if graph is not None:
+                await graph.aclose()
             await pool.close()
 
     return Starlette(

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import asyncpg
+import httpx
 from starlette.requests import Request
 
 from app.payments.stripe_api import StripeApi
+from app.pii import PiiKeys
 from app.settings import Settings
 from app.tasks.enqueued_marks import EnqueuedMarks
 from app.tasks.oidc import OidcVerifier
@@ -20,8 +22,10 @@ class Deps:
     pool: asyncpg.Pool
     queue: TaskQueue
     marks: EnqueuedMarks  # the webhooks' receipts, marked enqueued in batches
+    pii: PiiKeys
     oidc: OidcVerifier | None = None  # worker only
     stripe: StripeApi | None = None  # worker only
+    graph: httpx.AsyncClient | None = None  # worker only: the WhatsApp Graph API
 
 
 def deps(request: Request) -> Deps:

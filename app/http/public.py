@@ -7,10 +7,12 @@ Nothing here may run a critical transaction; internal routes never appear here
 from starlette.routing import Route
 
 from app.http.health import health, ready
-from app.http.webhooks import stripe_webhook
+from app.http.webhooks import stripe_webhook, whatsapp_meta, whatsapp_meta_handshake
 
 routes = [
     Route("/health", health, methods=["GET"]),
     Route("/ready", ready, methods=["GET"]),
     Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
+    Route("/webhooks/whatsapp/meta", whatsapp_meta_handshake, methods=["GET"]),
+    Route("/webhooks/whatsapp/meta", whatsapp_meta, methods=["POST"]),
 ]

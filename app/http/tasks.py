@@ -14,10 +14,13 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from app.conversations.engine import Services
+from app.conversations.service import handle_message, notify_guest
 from app.http.body import read_capped
-from app.http.deps import deps
+from app.http.deps import Deps, deps
 from app.inventory.holds import expire_due_holds, expire_hold
 from app.logging import annotate_request
+from app.messaging.delivery import deliver
 from app.payments.events import process_stripe_event
 from app.tasks.oidc import task_endpoint
 from app.tasks.outbox import relay
@@ -89,3 +92,43 @@ async def holds_sweep(request: Request) -> JSONResponse:
 async def outbox_relay(request: Request) -> JSONResponse:
     d = deps(request)
     return _done("relayed", settled=await relay(d.pool, d.queue))
+
+
+def _services(d: Deps) -> Services:
+    assert d.stripe is not None
+    return Services(d.pool, d.queue, d.stripe.client, d.settings)
+
+
+@task_endpoint
+async def whatsapp_message(request: Request) -> JSONResponse:
+    d = deps(request)
+    body = await _body(request)
+    event_id = body.get("event_id") if body else None
+    if not isinstance(event_id, str):
+        return _done("malformed_task")
+    return _done(await handle_message(_services(d), d.pii, event_id))
+
+
+@task_endpoint
+async def whatsapp_send(request: Request) -> JSONResponse:
+    d = deps(request)
+    body = await _body(request)
+    try:
+        message_id = uuid.UUID(str(body.get("message_id") if body else None))
+    except ValueError:
+        return _done("malformed_task")
+    annotate_request(message_id=str(message_id))
+    assert d.graph is not None and d.settings.whatsapp_access_token is not None
+    token = d.settings.whatsapp_access_token.reveal()
+    return _done(await deliver(d.pool, d.pii, d.graph, token, message_id))
+
+
+@task_endpoint
+async def conversation_notify(request: Request) -> JSONResponse:
+    d = deps(request)
+    body = await _body(request)
+    outbox_id = body.get("outbox_id") if body else None
+    if not isinstance(outbox_id, int) or isinstance(outbox_id, bool):
+        return _done("malformed_task")
+    annotate_request(outbox_id=outbox_id)
+    return _done(await notify_guest(_services(d), d.pii, outbox_id))

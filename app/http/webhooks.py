@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse
+import hmac
+import logging
 
+import orjson
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+
+from app.db import QUERIES
+from app.errors import Forbidden
 from app.http.body import read_capped, require_json
-from app.http.deps import deps
+from app.http.deps import Deps, deps
+from app.logging import annotate_request
+from app.messaging import meta
 from app.payments.stripe_events import HANDLED_TYPES, verify_event, worker_details
 from app.tasks.queue import task_name
 from app.tasks.receipts import Incoming, accept
+
+log = logging.getLogger("app.webhooks")
 
 # Stripe events are a few KiB; anything this large is not one.
 STRIPE_MAX_BODY = 256 * 1024
@@ -40,3 +50,78 @@ async def stripe_webhook(request: Request) -> JSONResponse:
         ),
     )
     return JSONResponse({"received": True, "outcome": outcome})
+
+
+async def whatsapp_meta_handshake(request: Request) -> PlainTextResponse:
+    """GET /webhooks/whatsapp/meta: Meta's subscription check echoes hub.challenge."""
+    d = deps(request)
+    params = request.query_params
+    assert d.settings.whatsapp_verify_token is not None
+    expected = d.settings.whatsapp_verify_token.reveal()
+    token = params.get("hub.verify_token", "")
+    if params.get("hub.mode") != "subscribe" or not hmac.compare_digest(
+        token.encode(), expected.encode()
+    ):
+        raise Forbidden("verification token mismatch")
+    return PlainTextResponse(params.get("hub.challenge", ""))
+
+
+async def whatsapp_meta(request: Request) -> JSONResponse:
+    """POST /webhooks/whatsapp/meta: one receipt and one task per message; statuses recorded."""
+    d = deps(request)
+    body = await read_capped(request, meta.MAX_BODY)
+    assert d.settings.whatsapp_app_secret is not None
+    meta.verify_signature(
+        body, request.headers.get("x-hub-signature-256"), d.settings.whatsapp_app_secret.reveal()
+    )
+    require_json(request)
+    envelope = meta.parse_envelope(body)
+    outcomes: dict[str, int] = {}
+    async with d.pool.acquire() as conn:
+        properties = {
+            number_id: await conn.fetchval(QUERIES["property_by_phone_number_id"], number_id)
+            for number_id in {message.phone_number_id for message in envelope.messages}
+        }
+        for status in envelope.statuses:
+            await conn.execute(
+                QUERIES["record_message_status"],
+                status.message_id,
+                status.status,
+                status.error_code,
+            )
+    for message in envelope.messages:
+        property_id = properties[message.phone_number_id]
+        if property_id is None:
+            # Meta retries a non-2xx for days; the id names the misconfigured number.
+            log.warning(
+                "whatsapp_unknown_number", extra={"phone_number_id": message.phone_number_id}
+            )
+            outcome = "unknown_number"
+        else:
+            outcome = await accept(
+                d.pool, d.queue, d.marks, _whatsapp_incoming(d, property_id, message)
+            )
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    annotate_request(messages=len(envelope.messages), statuses=len(envelope.statuses))
+    return JSONResponse({"received": True, "outcomes": outcomes})
+
+
+def _whatsapp_incoming(d: Deps, property_id: int, message: meta.InboundMessage) -> Incoming:
+    # The number and the text travel sealed, bound to this message id; the rest is PII-free.
+    sealed = d.pii.seal(
+        orjson.dumps({"from": message.sender, "text": message.text}).decode(),
+        f"whatsapp:{message.message_id}",
+    )
+    return Incoming(
+        source="whatsapp",
+        external_id=message.message_id,
+        event_type=f"message.{message.kind}",
+        details={
+            "property_id": property_id,
+            "contact_hash": d.pii.contact_hash(message.sender),
+            "sealed": sealed,
+        },
+        task_name=task_name("wa", message.message_id),
+        queue="messages",
+        path="/tasks/whatsapp/message",
+    )

@@ -16,4 +16,7 @@ routes = [
     Route("/tasks/holds/expire", tasks.hold_expire, methods=["POST"]),
     Route("/tasks/holds/sweep", tasks.holds_sweep, methods=["POST"]),
     Route("/tasks/outbox/relay", tasks.outbox_relay, methods=["POST"]),
+    Route("/tasks/whatsapp/message", tasks.whatsapp_message, methods=["POST"]),
+    Route("/tasks/whatsapp/send", tasks.whatsapp_send, methods=["POST"]),
+    Route("/tasks/conversations/notify", tasks.conversation_notify, methods=["POST"]),
 ]

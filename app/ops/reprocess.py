@@ -14,7 +14,10 @@ from app.db import QUERIES
 from app.settings import Settings
 from app.tasks.queue import TaskQueue, queue_config, task_name
 
-TASK_PATHS = {"stripe": ("webhooks", "/tasks/stripe/event")}
+TASK_PATHS = {
+    "stripe": ("webhooks", "/tasks/stripe/event"),
+    "whatsapp": ("messages", "/tasks/whatsapp/message"),
+}
 
 
 async def reprocess(settings: Settings, source: str, limit: int) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 
 from app.db import QUERIES
-from app.tasks.queue import TaskQueue
+from app.tasks.queue import TaskQueue, task_name
 
 log = logging.getLogger("app.tasks.outbox")
 
@@ -32,8 +32,27 @@ class Delivery:
     schedule_at: dt.datetime | None = None
 
 
-def route(event_type: str, payload: dict[str, Any]) -> Delivery | None:
+# Facts the guest hears about, when the hold came from a WhatsApp conversation.
+GUEST_NOTICES = frozenset({"reservation.confirmed", "hold.expired", "hold.cancelled"})
+
+
+def route(outbox_id: int, event_type: str, payload: dict[str, Any]) -> Delivery | None:
     """The task an outbox event triggers, or None when it needs none."""
+    if event_type == "message.queued":
+        return Delivery(
+            queue="messages",
+            name=f"send-{payload['message_id']}",
+            path="/tasks/whatsapp/send",
+            body={"message_id": payload["message_id"]},
+        )
+    if event_type in GUEST_NOTICES and payload.get("conversation_id"):
+        return Delivery(
+            queue="messages",
+            # A hold has each of these facts at most once; outbox ids are sequential.
+            name=task_name("notify", f"{payload['hold_id']}:{event_type}"),
+            path="/tasks/conversations/notify",
+            body={"outbox_id": outbox_id},
+        )
     if event_type == "hold.created":
         return Delivery(
             queue="holds",
@@ -51,7 +70,7 @@ async def relay(pool: asyncpg.Pool, queue: TaskQueue, limit: int = RELAY_BATCH) 
         rows = await conn.fetch(QUERIES["outbox_pending"], limit)
     settled = []
     for row in rows:
-        delivery = route(row["event_type"], row["payload"])
+        delivery = route(row["id"], row["event_type"], row["payload"])
         if delivery is not None:
             await queue.enqueue(
                 delivery.queue, delivery.name, delivery.path, delivery.body, delivery.schedule_at

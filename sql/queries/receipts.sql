@@ -20,7 +20,7 @@ WHERE p.source = marked.source AND p.external_id = marked.external_id
 
 -- receipt_for_task --
 -- What the worker needs to process an event: its type, PII-free details and state.
-SELECT event_type, details, processed_at, outcome
+SELECT event_type, details, received_at, processed_at, outcome
 FROM processed_events WHERE source = $1 AND external_id = $2
 
 -- finish_receipt --

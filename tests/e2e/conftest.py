@@ -3,6 +3,7 @@ Cloud Tasks (real client, real OIDC tokens), the fake Stripe API and Postgres.""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import datetime as dt
@@ -14,10 +15,12 @@ from typing import Any
 
 import asyncpg
 import httpx
+import orjson
 import pytest
 import stripe
 
 from app import db
+from app.dev.fake_graph import FakeGraph, signature
 from app.dev.fake_stripe import FakeStripe
 from app.dev.postgres import free_port
 from app.dev.tasks_emulator import TasksEmulator
@@ -33,6 +36,11 @@ from tests.support import serve_app
 SERVICE_ACCOUNT = "tasks@hotelly-test.iam.gserviceaccount.com"
 WEBHOOK_SECRET = "whsec_test_secret"
 STRIPE_KEY = "sk_test_key"
+APP_SECRET = "meta-app-secret-test"
+VERIFY_TOKEN = "meta-verify-token-test"
+GRAPH_TOKEN = "graph-token-test"
+PII_KEY = base64.b64encode(b"k" * 32).decode()
+CONTACT_HASH_KEY = base64.b64encode(b"h" * 32).decode()
 
 
 @dataclass
@@ -41,6 +49,7 @@ class Stack:
     worker: str
     emulator: TasksEmulator
     stripe: FakeStripe
+    graph: FakeGraph
     settings: Settings  # the worker's
     pool: asyncpg.Pool
     queue: TaskQueue
@@ -58,6 +67,19 @@ class Stack:
         sent.update(headers)
         async with httpx.AsyncClient(base_url=self.public) as http:
             return await http.post("/webhooks/stripe", content=payload, headers=sent)
+
+    async def post_whatsapp(
+        self, envelope: dict[str, Any] | bytes, **headers: str
+    ) -> httpx.Response:
+        """Deliver a Meta envelope to the public webhook, signed unless headers say otherwise."""
+        body = envelope if isinstance(envelope, bytes) else orjson.dumps(envelope)
+        sent = {
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": signature(body, APP_SECRET),
+        }
+        sent.update(headers)
+        async with httpx.AsyncClient(base_url=self.public) as http:
+            return await http.post("/webhooks/whatsapp/meta", content=body, headers=sent)
 
 
 async def calendar(stack: Stack, units: int = 2) -> Calendar:
@@ -85,8 +107,10 @@ async def running_stack(db_url: str, **overrides: Any) -> AsyncIterator[Stack]:
         grpc_port=free_port(), certs_port=free_port(), min_backoff=0.05, max_backoff=0.4
     )
     fake = FakeStripe(port=free_port(), api_key=STRIPE_KEY)
+    graph = FakeGraph(port=free_port(), access_token=GRAPH_TOKEN)
     await emulator.start()
     await fake.start()
+    await graph.start()
     worker_port = free_port()
     worker_url = f"http://127.0.0.1:{worker_port}"
     settings = Settings(
@@ -104,6 +128,12 @@ async def running_stack(db_url: str, **overrides: Any) -> AsyncIterator[Stack]:
         oidc_audience=worker_url,
         oidc_allowed_emails=frozenset({SERVICE_ACCOUNT}),
         oidc_certs_url=emulator.certs_url,
+        whatsapp_verify_token=Secret(VERIFY_TOKEN),
+        whatsapp_app_secret=Secret(APP_SECRET),
+        whatsapp_access_token=Secret(GRAPH_TOKEN),
+        whatsapp_api_base=graph.base_url,
+        pii_key=Secret(PII_KEY),
+        contact_hash_key=Secret(CONTACT_HASH_KEY),
     )
     settings = dataclasses.replace(settings, **overrides)
     public_settings = dataclasses.replace(settings, role="public", port=0)
@@ -112,11 +142,14 @@ async def running_stack(db_url: str, **overrides: Any) -> AsyncIterator[Stack]:
     stripe_api = open_stripe(settings)
     try:
         async with serve_app(settings) as worker, serve_app(public_settings) as public:
-            yield Stack(public, worker, emulator, fake, settings, pool, queue, stripe_api.client)
+            yield Stack(
+                public, worker, emulator, fake, graph, settings, pool, queue, stripe_api.client
+            )
     finally:
         await stripe_api.close()
         await queue.close()
         await pool.close()
+        await graph.stop()
         await fake.stop()
         await emulator.stop()
 

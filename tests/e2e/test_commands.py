@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 import sys
 from typing import Any
 
 import orjson
 
 from app.dev.fake_stripe import CUSTOMER, event
-from tests.e2e.conftest import SERVICE_ACCOUNT, STRIPE_KEY, WEBHOOK_SECRET, Stack
+from tests.e2e.conftest import (
+    APP_SECRET,
+    CONTACT_HASH_KEY,
+    PII_KEY,
+    SERVICE_ACCOUNT,
+    STRIPE_KEY,
+    WEBHOOK_SECRET,
+    Stack,
+)
 from tests.inventory.conftest import make_calendar
 from tests.support import ROOT, app_env, eventually
 
@@ -29,6 +38,9 @@ def _env(stack: Stack) -> dict[str, str]:
         WORKER_URL=s.worker_url or "",
         TASKS_SERVICE_ACCOUNT=SERVICE_ACCOUNT,
         OIDC_ALLOWED_EMAILS=SERVICE_ACCOUNT,
+        WHATSAPP_APP_SECRET=APP_SECRET,
+        PII_KEY=PII_KEY,
+        CONTACT_HASH_KEY=CONTACT_HASH_KEY,
     )
 
 
@@ -49,6 +61,11 @@ def _hold_args(start: dt.date, first: int, last: int) -> list[str]:
 
 async def _cli(stack: Stack, *args: str) -> tuple[int, dict[str, Any]]:
     """Run `python -m app …` without blocking the loop that serves the stack."""
+    code, out = await _cli_output(stack, *args)
+    return code, orjson.loads(out.strip().splitlines()[-1])
+
+
+async def _cli_output(stack: Stack, *args: str) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -64,8 +81,7 @@ async def _cli(stack: Stack, *args: str) -> tuple[int, dict[str, Any]]:
     assert "Traceback" not in text, text
     for pii in CUSTOMER.values():  # the completed session carries the customer's details
         assert pii not in text
-    last = out.decode().strip().splitlines()[-1]
-    return process.returncode or 0, orjson.loads(last)
+    return process.returncode or 0, out.decode()
 
 
 async def test_dev_hold_then_dev_pay_books_the_room(stack: Stack) -> None:
@@ -156,3 +172,44 @@ async def test_reprocess_and_payments_without_reservation(stack: Stack) -> None:
     await stack.pool.execute("UPDATE holds SET expires_at = now() - interval '1 hour'")
     code, expired = await _cli(stack, "ops", "expire-stuck", "--limit", "10")
     assert code == 0 and expired["expired"] == 1 and expired["hold_ids"] == [held["hold_id"]]
+
+
+async def test_dev_whatsapp_transcript_and_pay_by_link(stack: Stack) -> None:
+    """A guest talks with `dev whatsapp`, reads the replies with `dev transcript`, pays with
+    `dev pay <cs_… from the link>`, and the confirmation appears in the transcript."""
+    async with stack.pool.acquire() as conn:
+        cal = await make_calendar(conn, [("std", 2, 1, 30000)], days=5)
+    phone = "+5511988887777"
+    checkout = cal.start + dt.timedelta(days=2)
+    guest = ["dev", "whatsapp", "--from", phone, "--property", "test-inn"]
+    code, posted = await _cli(
+        stack,
+        *guest,
+        f"Oi, tem quarto de {cal.start:%d/%m/%Y} a {checkout:%d/%m/%Y} para 2 pessoas?",
+    )
+    assert code == 0 and posted["webhook_status"] == 200
+
+    async def replies(count: int) -> list[str]:
+        async def sent() -> list[str]:
+            texts = [m["text"] for m in stack.graph.sent if m["to"] == "5511988887777"]
+            return texts if len(texts) >= count else []
+
+        return await eventually(sent)
+
+    await replies(1)
+    assert (await _cli(stack, *guest, "quero o 1"))[0] == 0
+    link = (await replies(2))[1]
+    session_id = re.search(r"cs_\w+", link)
+    assert session_id is not None
+    code, paid = await _cli(stack, "dev", "pay", session_id.group(0))
+    assert code == 0 and paid["webhook_status"] == 200
+    await replies(3)
+
+    code, out = await _cli_output(stack, "dev", "transcript", "--from", phone)
+    lines = out.strip().splitlines()
+    assert code == 0 and orjson.loads(lines[-1]) == {"messages": 5, "inbound": 2, "outbound": 3}
+    assert [line.split(" ", 2)[1] for line in lines[:-1]] == ["in", "out", "in", "out", "out"]
+    assert lines[2].endswith(" in quero o 1")
+    assert await stack.pool.fetchval("SELECT code FROM reservations") in lines[-2]
+    for line in lines[:-1]:
+        assert dt.datetime.fromisoformat(line.split(" ", 1)[0]).tzinfo is not None

@@ -1,0 +1,1 @@
+"""The guest conversation: understanding, state and replies (pt-BR, es, en)."""

@@ -1,0 +1,351 @@
+"""The guest conversation: from what a message means to what the bot does and says.
+
+``respond`` handles one inbound message, ``notify`` one hold or reservation fact. Both
+return a ``Turn`` (the replies, and the conversation's new state) and write nothing
+themselves except through the inventory and payment functions they call, each of which
+is idempotent: a hold is keyed by the guest's message id, its Checkout Session by the hold.
+So a task that fails after acting and is retried repeats the same decisions from the
+same saved state, and the caller then records the turn once.
+
+State (``conversations.state``): new → collecting → quoted → awaiting_payment → booked,
+and requote after a hold ended or a room sold out. ``context`` holds the stay asked for
+(``stay``), the numbered options last shown (``options``) and the pending ``hold_id``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import stripe
+
+from app.conversations import replies
+from app.conversations.understanding import Understood, understand
+from app.db import QUERIES
+from app.errors import BadRequest, Conflict, NothingAvailable
+from app.inventory.holds import HoldRequest, cancel_hold
+from app.inventory.quote import Property, QuoteOption, quote
+from app.inventory.stay import MAX_STAY_NIGHTS, Stay
+from app.payments.booking import hold_and_checkout
+from app.settings import Settings
+from app.tasks.queue import TaskQueue
+
+# Nearby stays offered when the dates asked for are full: check-in moved by up to a week.
+ALTERNATIVE_SHIFT_DAYS = 7
+MAX_ALTERNATIVES = 3
+
+
+@dataclass(frozen=True)
+class Services:
+    pool: asyncpg.Pool
+    queue: TaskQueue
+    stripe: stripe.StripeClient
+    settings: Settings
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: uuid.UUID
+    property: Property
+    state: str
+    language: str | None
+    context: dict[str, Any]
+
+
+@dataclass
+class Turn:
+    """What one message or event makes the bot say, and the state it leaves."""
+
+    language: str
+    state: str
+    context: dict[str, Any]
+    replies: list[str] = field(default_factory=list)
+
+    def say(self, key: str, **fields: object) -> Turn:
+        self.replies.append(replies.render(key, self.language, **fields))
+        return self
+
+
+def _stay_fields(context: dict[str, Any]) -> dict[str, Any]:
+    return dict(context.get("stay") or {})
+
+
+def _merge_stay(stay: dict[str, Any], understood: Understood) -> bool:
+    """Fold what the message says about the stay into ``stay``; True when it said anything."""
+    changed = False
+    if understood.checkin is not None:  # new dates: the guests stay, the old stay goes
+        stay.pop("checkout", None)
+        stay.pop("nights", None)
+        stay["checkin"] = understood.checkin.isoformat()
+        changed = True
+    if understood.checkout is not None:
+        stay["checkout"] = understood.checkout.isoformat()
+        changed = True
+    if understood.nights is not None:
+        if "checkin" in stay:
+            checkin = dt.date.fromisoformat(stay["checkin"])
+            stay["checkout"] = (checkin + dt.timedelta(days=understood.nights)).isoformat()
+        else:
+            stay["nights"] = understood.nights
+        changed = True
+    if "checkin" in stay and "checkout" not in stay and "nights" in stay:
+        checkin = dt.date.fromisoformat(stay["checkin"])
+        stay["checkout"] = (checkin + dt.timedelta(days=stay.pop("nights"))).isoformat()
+    if understood.guests is not None:
+        stay["guests"] = understood.guests
+        changed = True
+    return changed
+
+
+async def respond(services: Services, conv: Conversation, text: str, message_id: str) -> Turn:
+    prop = conv.property
+    today = prop.today()
+    context = dict(conv.context)
+    options: list[dict[str, Any]] = list(context.get("options") or [])
+    understood = understand(text, today, [option["name"] for option in options])
+    language = understood.language or conv.language or replies.DEFAULT_LANGUAGE
+    turn = Turn(language, conv.state, context)
+
+    if understood.intent == "human":
+        return turn.say("human")
+    if understood.intent == "cancel":
+        return await _cancel(services, turn)
+
+    stay = _stay_fields(context)
+    option = understood.option
+    if understood.number is not None:
+        # A bare number answers the last question: which option, or how many guests.
+        if conv.state == "quoted" and options:
+            option = understood.number
+        elif "checkin" in stay and "guests" not in stay:
+            stay["guests"] = understood.number
+    changed = _merge_stay(stay, understood) or stay != _stay_fields(context)
+    context["stay"] = stay
+
+    if not changed and (option is not None or understood.intent == "confirm"):
+        if conv.state == "quoted" and options:
+            if option is None and len(options) == 1:
+                option = 1
+            if option is None or not 1 <= option <= len(options):
+                return turn.say("which_option", count=len(options))
+            return await _book(services, conv, turn, options[option - 1], message_id)
+        if conv.state == "requote":
+            return await _next_step(services, prop, turn, today)
+    if changed or understood.intent in ("availability", "price"):
+        return await _next_step(services, prop, turn, today)
+    if understood.intent == "greeting":
+        turn.state = "collecting" if turn.state == "new" else turn.state
+        return turn.say("greeting", inn=prop.name)
+    return turn.say("help")
+
+
+async def _cancel(services: Services, turn: Turn) -> Turn:
+    hold_id = turn.context.get("hold_id")
+    if hold_id is None:
+        return turn.say("nothing_to_cancel")
+    async with services.pool.acquire() as conn:
+        cancelled = await cancel_hold(conn, uuid.UUID(hold_id), "guest_request")
+    turn.context.pop("hold_id")
+    turn.state = "collecting"
+    # Not cancelled: it had already expired or been paid; the event for that speaks.
+    return turn.say("cancelled") if cancelled else turn.say("nothing_to_cancel")
+
+
+async def _next_step(services: Services, prop: Property, turn: Turn, today: dt.date) -> Turn:
+    """Ask for what is still missing, or quote."""
+    stay = turn.context["stay"]
+    lang = turn.language
+    turn.state = "collecting"
+    if "checkin" not in stay:
+        return turn.say("ask_dates")
+    checkin = dt.date.fromisoformat(stay["checkin"])
+    if "checkout" not in stay:
+        return turn.say("ask_checkout", checkin=replies.day(checkin, lang))
+    checkout = dt.date.fromisoformat(stay["checkout"])
+    if "guests" not in stay:
+        return turn.say(
+            "ask_guests", checkin=replies.day(checkin, lang), checkout=replies.day(checkout, lang)
+        )
+    problem = _date_problem(checkin, checkout, today)
+    if problem is not None:
+        del stay["checkin"], stay["checkout"]
+        return turn.say("bad_dates", problem=replies.render(problem, lang))
+    try:
+        wanted = Stay(checkin, checkout, int(stay["guests"]))
+    except BadRequest:
+        return await _too_many(services, prop, turn)
+    async with services.pool.acquire() as conn:
+        try:
+            found = await quote(conn, prop, wanted, today=today)
+        except BadRequest:
+            return await _too_many(services, prop, turn)
+        if found:
+            return _quoted(prop, turn, wanted, found)
+        alternatives = await _alternatives(conn, prop, wanted, today)
+    shown = {"guests": wanted.guests, "checkin": replies.day(checkin, lang)}
+    turn.say("unavailable", **shown, checkout=replies.day(checkout, lang))
+    if alternatives:
+        lines = "\n".join(
+            f"- {replies.day(alt.checkin, lang)} → {replies.day(alt.checkout, lang)}: "
+            f"{replies.money(total, prop.currency, lang)}"
+            for alt, total in alternatives
+        )
+        turn.replies[-1] += replies.render("alternatives", lang, dates=lines)
+    else:
+        turn.replies[-1] += replies.render("no_alternatives", lang)
+    return turn
+
+
+def _date_problem(checkin: dt.date, checkout: dt.date, today: dt.date) -> str | None:
+    if checkin < today:
+        return "problem_past"
+    if checkout <= checkin:
+        return "problem_order"
+    if (checkout - checkin).days > MAX_STAY_NIGHTS:
+        return "problem_too_long"
+    return None
+
+
+async def _too_many(services: Services, prop: Property, turn: Turn) -> Turn:
+    async with services.pool.acquire() as conn:
+        most = await conn.fetchval(QUERIES["max_occupancy"], prop.id)
+    turn.context["stay"].pop("guests", None)
+    return turn.say("too_many_guests", most=most or 0)
+
+
+def _quoted(prop: Property, turn: Turn, stay: Stay, found: list[QuoteOption]) -> Turn:
+    lang = turn.language
+    turn.context["options"] = [
+        {"room_type_id": o.room_type_id, "name": o.name, "total_cents": o.total_cents}
+        for o in found
+    ]
+    lines = "\n".join(
+        replies.render(
+            "quote_line",
+            lang,
+            n=n,
+            room=o.name,
+            nightly=replies.money(o.total_cents // stay.nights, prop.currency, lang),
+            total=replies.money(o.total_cents, prop.currency, lang),
+        )
+        for n, o in enumerate(found, start=1)
+    )
+    turn.state = "quoted"
+    return turn.say(
+        "quote",
+        guests=stay.guests,
+        checkin=replies.day(stay.checkin, lang),
+        checkout=replies.day(stay.checkout, lang),
+        nights=stay.nights,
+        options=lines,
+    )
+
+
+async def _alternatives(
+    conn: asyncpg.Connection, prop: Property, wanted: Stay, today: dt.date
+) -> list[tuple[Stay, int]]:
+    """The nearest stays of the same length with a room, closest check-in first."""
+    found: list[tuple[Stay, int]] = []
+    for distance in range(1, ALTERNATIVE_SHIFT_DAYS + 1):
+        for shift in (distance, -distance):
+            checkin = wanted.checkin + dt.timedelta(days=shift)
+            if checkin < today:
+                continue
+            candidate = Stay(checkin, checkin + dt.timedelta(days=wanted.nights), wanted.guests)
+            options = await quote(conn, prop, candidate, today=today)
+            if options:
+                found.append((candidate, options[0].total_cents))
+                if len(found) == MAX_ALTERNATIVES:
+                    return sorted(found, key=lambda alt: alt[0].checkin)
+    return sorted(found, key=lambda alt: alt[0].checkin)
+
+
+async def _book(
+    services: Services,
+    conv: Conversation,
+    turn: Turn,
+    option: dict[str, Any],
+    message_id: str,
+) -> Turn:
+    prop = conv.property
+    lang = turn.language
+    stay_fields = turn.context["stay"]
+    stay = Stay(
+        dt.date.fromisoformat(stay_fields["checkin"]),
+        dt.date.fromisoformat(stay_fields["checkout"]),
+        int(stay_fields["guests"]),
+    )
+    previous = turn.context.get("hold_id")
+    if previous is not None:
+        # At most one pending hold per conversation: a new "yes" replaces the old one.
+        async with services.pool.acquire() as conn:
+            await cancel_hold(conn, uuid.UUID(previous), "replaced")
+        turn.context.pop("hold_id")
+    request = HoldRequest(
+        property_id=prop.id,
+        stay=stay,
+        rooms=((int(option["room_type_id"]), 1),),
+        idempotency_key=f"whatsapp:{message_id}",
+        conversation_id=conv.id,
+    )
+    try:
+        booking = await hold_and_checkout(
+            services.pool, services.queue, services.stripe, services.settings, request
+        )
+    except NothingAvailable:
+        turn.state = "requote"
+        turn.context.pop("options", None)
+        return turn.say("sold_out")
+    except Conflict:  # the hold ended between its creation and its Checkout Session
+        turn.state = "requote"
+        return turn.say("failed")
+    turn.context["hold_id"] = str(booking.hold.id)
+    turn.context.pop("options", None)
+    turn.state = "awaiting_payment"
+    deadline = booking.hold.expires_at.astimezone(ZoneInfo(prop.timezone))
+    return turn.say(
+        "payment_link",
+        room=option["name"],
+        checkin=replies.day(stay.checkin, lang),
+        checkout=replies.day(stay.checkout, lang),
+        total=replies.money(booking.hold.total_cents, booking.hold.currency, lang),
+        deadline=replies.moment(deadline, lang),
+        url=booking.checkout.url,
+    )
+
+
+async def notify(
+    conn: asyncpg.Connection, conv: Conversation, event_type: str, payload: dict[str, Any]
+) -> Turn:
+    """The guest's side of a hold or reservation fact; no reply when it is not theirs to hear."""
+    context = dict(conv.context)
+    turn = Turn(conv.language or replies.DEFAULT_LANGUAGE, conv.state, context)
+    hold_id = str(payload.get("hold_id"))
+    current = context.get("hold_id") == hold_id
+    hold = await conn.fetchrow(QUERIES["hold_stay"], uuid.UUID(hold_id))
+    if hold is None:
+        return turn
+    lang = turn.language
+    dates = {
+        "checkin": replies.day(hold["checkin"], lang),
+        "checkout": replies.day(hold["checkout"], lang),
+    }
+    if event_type == "reservation.confirmed":
+        if current:
+            context.pop("hold_id")
+            turn.state = "booked"
+        return turn.say(
+            "confirmed",
+            code=payload.get("code"),
+            room_line=replies.render("stay_line", lang, **dates),
+        )
+    if event_type in ("hold.expired", "hold.cancelled") and current:
+        # Only the guest's current hold: one they cancelled or replaced was answered then.
+        context.pop("hold_id")
+        turn.state = "requote"
+        return turn.say("hold_ended", **dates)
+    return turn

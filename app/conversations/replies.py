@@ -1,0 +1,191 @@
+"""What the bot says, in the guest's language (pt-BR, es, en).
+
+Every reply is a template with named fields; ``render`` fills it. Money is integer cents,
+shown in the inn's currency with the language's separators.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+LANGUAGES = ("pt", "es", "en")
+DEFAULT_LANGUAGE = "pt"
+
+TEMPLATES: dict[str, dict[str, str]] = {
+    "greeting": {
+        "pt": "Olá! Aqui é o atendimento da {inn}. Para quais datas e quantas pessoas você "
+        "gostaria de reservar?",
+        "es": "¡Hola! Somos {inn}. ¿Para qué fechas y cuántas personas le gustaría reservar?",
+        "en": "Hi! This is {inn}. Which dates and how many guests would you like to book for?",
+    },
+    "ask_dates": {
+        "pt": "Para quais datas? Por exemplo: de 10/12 a 12/12.",
+        "es": "¿Para qué fechas? Por ejemplo: del 10/12 al 12/12.",
+        "en": "Which dates? For example: December 10 to December 12.",
+    },
+    "ask_checkout": {
+        "pt": "Entrada em {checkin}. Até quando (ou quantas noites)?",
+        "es": "Llegada el {checkin}. ¿Hasta cuándo (o cuántas noches)?",
+        "en": "Check-in {checkin}. Until when (or how many nights)?",
+    },
+    "ask_guests": {
+        "pt": "De {checkin} a {checkout}. Quantas pessoas?",
+        "es": "Del {checkin} al {checkout}. ¿Cuántas personas?",
+        "en": "From {checkin} to {checkout}. How many guests?",
+    },
+    "quote": {
+        "pt": "Para {guests} pessoa(s), de {checkin} a {checkout} ({nights} noite(s)):\n"
+        "{options}\nResponda com o número ou o nome do quarto para reservar.",
+        "es": "Para {guests} persona(s), del {checkin} al {checkout} ({nights} noche(s)):\n"
+        "{options}\nResponda con el número o el nombre de la habitación para reservar.",
+        "en": "For {guests} guest(s), {checkin} to {checkout} ({nights} night(s)):\n"
+        "{options}\nReply with the number or the room's name to book.",
+    },
+    "quote_line": {
+        "pt": "{n}. {room}: {nightly} por noite, total {total}",
+        "es": "{n}. {room}: {nightly} por noche, total {total}",
+        "en": "{n}. {room}: {nightly} per night, {total} in total",
+    },
+    "unavailable": {
+        "pt": "Não temos quartos livres para {guests} pessoa(s) de {checkin} a {checkout}.",
+        "es": "No tenemos habitaciones libres para {guests} persona(s) del {checkin} al "
+        "{checkout}.",
+        "en": "We have no rooms for {guests} guest(s) from {checkin} to {checkout}.",
+    },
+    "alternatives": {
+        "pt": " Datas próximas com vaga:\n{dates}\nQuer alguma delas? Mande as datas.",
+        "es": " Fechas cercanas con disponibilidad:\n{dates}\n¿Le sirve alguna? Envíe las fechas.",
+        "en": " Nearby dates with rooms:\n{dates}\nWould one of them work? Send the dates.",
+    },
+    "no_alternatives": {
+        "pt": " Quer tentar outras datas?",
+        "es": " ¿Quiere probar otras fechas?",
+        "en": " Would you like to try other dates?",
+    },
+    "too_many_guests": {
+        "pt": "Nossos quartos recebem até {most} pessoas. Para grupos maiores, fale com a pousada.",
+        "es": "Nuestras habitaciones reciben hasta {most} personas. Para grupos más grandes, "
+        "hable con la posada.",
+        "en": "Our rooms host up to {most} guests. For larger groups, please contact the inn.",
+    },
+    "bad_dates": {
+        "pt": "Não consegui usar essas datas ({problem}). Pode mandar de novo? Ex.: de 10/12 "
+        "a 12/12.",
+        "es": "No pude usar esas fechas ({problem}). ¿Puede enviarlas de nuevo? Ej.: del "
+        "10/12 al 12/12.",
+        "en": "I couldn't use those dates ({problem}). Could you send them again? E.g. "
+        "December 10 to 12.",
+    },
+    "problem_past": {
+        "pt": "a data de entrada já passou",
+        "es": "la fecha de llegada ya pasó",
+        "en": "the check-in date has passed",
+    },
+    "problem_order": {
+        "pt": "a saída precisa ser depois da entrada",
+        "es": "la salida debe ser después de la llegada",
+        "en": "check-out must be after check-in",
+    },
+    "problem_too_long": {
+        "pt": "o máximo é 30 noites",
+        "es": "el máximo es 30 noches",
+        "en": "the most is 30 nights",
+    },
+    "which_option": {
+        "pt": "Qual quarto? Responda com o número (1 a {count}).",
+        "es": "¿Cuál habitación? Responda con el número (1 a {count}).",
+        "en": "Which room? Reply with its number (1 to {count}).",
+    },
+    "payment_link": {
+        "pt": "Pré-reserva feita: {room}, {checkin} a {checkout}, total {total}. O quarto fica "
+        "reservado para você até {deadline} (horário da pousada). Pague por este link para "
+        "confirmar:\n{url}",
+        "es": "Pre-reserva hecha: {room}, del {checkin} al {checkout}, total {total}. La "
+        "habitación queda apartada hasta el {deadline} (hora de la posada). Pague con este "
+        "enlace para confirmar:\n{url}",
+        "en": "Your room is held: {room}, {checkin} to {checkout}, {total} in total. We keep "
+        "it for you until {deadline} (the inn's time). Pay with this link to confirm:\n{url}",
+    },
+    "sold_out": {
+        "pt": "Esse quarto acabou de ser reservado por outra pessoa. Quer que eu veja as "
+        "opções de novo? Responda sim.",
+        "es": "Esa habitación se acaba de reservar. ¿Reviso las opciones otra vez? Responda sí.",
+        "en": "That room was just taken. Shall I check the options again? Reply yes.",
+    },
+    "cancelled": {
+        "pt": "Pronto, cancelei sua pré-reserva. Se quiser, mande novas datas.",
+        "es": "Listo, cancelé su pre-reserva. Si quiere, envíe nuevas fechas.",
+        "en": "Done, I cancelled your hold. Send new dates whenever you like.",
+    },
+    "nothing_to_cancel": {
+        "pt": "Você não tem nenhuma pré-reserva pendente para cancelar.",
+        "es": "No tiene ninguna pre-reserva pendiente para cancelar.",
+        "en": "You have no pending hold to cancel.",
+    },
+    "human": {
+        "pt": "Claro! Vou pedir para alguém da pousada falar com você assim que possível.",
+        "es": "¡Claro! Le pediré a alguien de la posada que le escriba lo antes posible.",
+        "en": "Of course! I'll ask someone from the inn to get back to you as soon as possible.",
+    },
+    "help": {
+        "pt": "Posso ver disponibilidade e fazer sua reserva. Mande as datas e o número de "
+        "pessoas, por exemplo: de 10/12 a 12/12, 2 pessoas. Para falar com alguém, "
+        "escreva: atendente.",
+        "es": "Puedo ver disponibilidad y hacer su reserva. Envíe las fechas y el número de "
+        "personas, por ejemplo: del 10/12 al 12/12, 2 personas. Para hablar con alguien, "
+        "escriba: persona.",
+        "en": "I can check availability and book for you. Send the dates and number of "
+        "guests, for example: December 10 to 12, 2 guests. To talk to someone, write: human.",
+    },
+    "confirmed": {
+        "pt": "Pagamento recebido! Sua reserva está confirmada. Código: {code}. "
+        "{room_line}Até breve!",
+        "es": "¡Pago recibido! Su reserva está confirmada. Código: {code}. {room_line}¡Hasta "
+        "pronto!",
+        "en": "Payment received! Your booking is confirmed. Code: {code}. {room_line}See you soon!",
+    },
+    "stay_line": {
+        "pt": "{checkin} a {checkout}. ",
+        "es": "Del {checkin} al {checkout}. ",
+        "en": "{checkin} to {checkout}. ",
+    },
+    "hold_ended": {
+        "pt": "Sua pré-reserva de {checkin} a {checkout} expirou sem pagamento e os quartos "
+        "foram liberados. Quer que eu faça uma nova cotação? Responda sim.",
+        "es": "Su pre-reserva del {checkin} al {checkout} venció sin pago y se liberaron las "
+        "habitaciones. ¿Cotizo de nuevo? Responda sí.",
+        "en": "Your hold for {checkin} to {checkout} ended without payment and the rooms "
+        "were released. Shall I quote again? Reply yes.",
+    },
+    "failed": {
+        "pt": "Desculpe, tive um problema para concluir. Pode tentar de novo em instantes?",
+        "es": "Disculpe, tuve un problema. ¿Puede intentarlo de nuevo en un momento?",
+        "en": "Sorry, something went wrong on our side. Could you try again in a moment?",
+    },
+}
+
+
+def render(key: str, language: str, **fields: object) -> str:
+    lang = language if language in LANGUAGES else DEFAULT_LANGUAGE
+    return TEMPLATES[key][lang].format(**fields)
+
+
+def money(cents: int, currency: str, language: str) -> str:
+    whole, frac = divmod(cents, 100)
+    grouped = f"{whole:,}"
+    symbol = {"BRL": "R$ ", "USD": "US$ ", "EUR": "€ "}.get(currency.upper(), f"{currency} ")
+    if language == "en":
+        return f"{symbol}{grouped}.{frac:02d}"
+    return f"{symbol}{grouped.replace(',', '.')},{frac:02d}"
+
+
+def day(date: dt.date, language: str) -> str:
+    return date.strftime("%m/%d/%Y" if language == "en" else "%d/%m/%Y")
+
+
+_MOMENT = {"pt": "%d/%m às %H:%M", "es": "%d/%m a las %H:%M", "en": "%m/%d at %I:%M %p"}
+
+
+def moment(at: dt.datetime, language: str) -> str:
+    """A deadline in the inn's local time (``at`` already converted)."""
+    return at.strftime(_MOMENT.get(language, _MOMENT[DEFAULT_LANGUAGE]))

@@ -1,0 +1,192 @@
+"""A local stand-in for Meta's WhatsApp Graph API, and the Meta side of a webhook delivery.
+
+``POST /<version>/<phone number id>/messages`` with ``Authorization: Bearer <token>``
+answers as Graph does (``{"messaging_product": "whatsapp", "contacts": [...],
+"messages": [{"id": "wamid.…"}]}``) and records the message. Errors are Graph-shaped
+(``{"error": {"message", "type", "code", "fbtrace_id"}}``). Controls for tests and dev:
+``fail_with`` queues statuses for the next sends (429, 500, 400, …), and ``GET
+/_dev/messages`` lists what was sent. It never logs what it receives: the recipient's
+number and the text are a guest's.
+
+``inbound_envelope`` and ``signature`` build what Meta posts to our webhook.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from app.dev.servers import run_until_signalled, start_in_loop
+from app.logging import configure_logging
+
+_ERRORS = {
+    400: (100, "Invalid parameter"),
+    401: (190, "Invalid OAuth access token"),
+    429: (130429, "Rate limit hit"),
+    500: (1, "An unknown error occurred"),
+    503: (2, "Service temporarily unavailable"),
+}
+
+
+def _error(status: int) -> JSONResponse:
+    code, message = _ERRORS.get(status, (1, "Error"))
+    return JSONResponse(
+        {
+            "error": {
+                "message": message,
+                "type": "OAuthException",
+                "code": code,
+                "fbtrace_id": uuid.uuid4().hex[:16],
+            }
+        },
+        status_code=status,
+    )
+
+
+@dataclass
+class FakeGraph:
+    port: int
+    access_token: str
+    bind: str = "127.0.0.1"
+    sent: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[int] = field(default_factory=list)  # statuses for the next sends
+    _stop: Any = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v21.0"
+
+    def fail_with(self, *statuses: int) -> None:
+        self.failures.extend(statuses)
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/{version}/{phone_number_id}/messages", self._send, methods=["POST"]),
+                Route("/_dev/messages", self._list, methods=["GET"]),
+                Route("/_dev/fail", self._fail, methods=["POST"]),
+            ]
+        )
+
+    async def start(self) -> None:
+        self._stop = await start_in_loop(self.app(), self.port, self.bind)
+
+    async def stop(self) -> None:
+        if self._stop is not None:
+            await self._stop()
+
+    async def _send(self, request: Request) -> JSONResponse:
+        if request.headers.get("authorization") != f"Bearer {self.access_token}":
+            return _error(401)
+        if self.failures:
+            return _error(self.failures.pop(0))
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return _error(400)
+        text = body.get("text") if isinstance(body, dict) else None
+        if (
+            body.get("messaging_product") != "whatsapp"
+            or not isinstance(body.get("to"), str)
+            or body.get("type") != "text"
+            or not isinstance(text, dict)
+            or not isinstance(text.get("body"), str)
+        ):
+            return _error(400)
+        wamid = f"wamid.{uuid.uuid4().hex}"
+        self.sent.append(
+            {
+                "id": wamid,
+                "phone_number_id": request.path_params["phone_number_id"],
+                "to": body["to"],
+                "text": text["body"],
+            }
+        )
+        return JSONResponse(
+            {
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": body["to"], "wa_id": body["to"]}],
+                "messages": [{"id": wamid}],
+            }
+        )
+
+    async def _list(self, request: Request) -> JSONResponse:
+        return JSONResponse({"messages": self.sent})
+
+    async def _fail(self, request: Request) -> JSONResponse:
+        statuses = orjson.loads(await request.body()).get("statuses", [])
+        self.fail_with(*(int(s) for s in statuses))
+        return JSONResponse({"pending_failures": self.failures})
+
+
+def inbound_envelope(
+    phone_number_id: str,
+    sender: str,
+    text: str,
+    *,
+    message_id: str | None = None,
+    name: str = "Hóspede",
+) -> dict[str, Any]:
+    """A text message as Meta posts it to the webhook (``sender``: digits, no "+")."""
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "100000000000009",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {
+                                "display_phone_number": "5548000000000",
+                                "phone_number_id": phone_number_id,
+                            },
+                            "contacts": [{"profile": {"name": name}, "wa_id": sender}],
+                            "messages": [
+                                {
+                                    "from": sender,
+                                    "id": message_id or f"wamid.HBgN{uuid.uuid4().hex.upper()}==",
+                                    "timestamp": str(int(time.time())),
+                                    "type": "text",
+                                    "text": {"body": text},
+                                }
+                            ],
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def signature(body: bytes, app_secret: str) -> str:
+    """The X-Hub-Signature-256 header Meta sends with ``body``."""
+    return "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Local fake WhatsApp Graph API for make run")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=12112)
+    parser.add_argument("--access-token", required=True)
+    args = parser.parse_args(argv)
+    configure_logging("fake-graph")
+    fake = FakeGraph(port=args.port, access_token=args.access_token, bind=args.host)
+    asyncio.run(run_until_signalled(fake.start, fake.stop))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""WhatsApp providers: inbound envelopes and outbound sends."""

@@ -1,0 +1,190 @@
+"""Meta WhatsApp Cloud API: webhook signatures, inbound envelopes, and sending text.
+
+An envelope is validated whole before anything is written: a delivery we cannot read is
+refused (400) and Meta shows it as failed, rather than half of it being recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+
+from app.errors import BadRequest, Unauthorized
+
+# Generous for text messages (a few KiB each); media arrive as ids, not bytes.
+MAX_BODY = 256 * 1024
+MAX_TEXT = 4096  # WhatsApp's own limit for a text message body
+GRAPH_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
+# Graph's throttling codes, sometimes sent with a 400: retry later, like a 429.
+_THROTTLED = {4, 80007, 130429, 131048, 131056}
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    phone_number_id: str  # which of the inns' numbers it was sent to
+    message_id: str  # Meta's id, as sent ("wamid.…")
+    sender: str  # the guest's number: PII
+    kind: str  # text, interactive, image, …
+    text: str  # what the guest wrote ("" for media we do not read): PII
+
+
+STATUSES = ("sent", "delivered", "read", "failed")
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    message_id: str  # the id Graph gave one of our replies
+    status: str  # sent | delivered | read | failed
+    error_code: str | None
+
+
+@dataclass(frozen=True)
+class Envelope:
+    messages: tuple[InboundMessage, ...]
+    statuses: tuple[StatusUpdate, ...]
+
+
+def verify_signature(body: bytes, header: str | None, app_secret: str) -> None:
+    """X-Hub-Signature-256 is ``sha256=`` + the hex HMAC of the raw body under the app secret."""
+    if not header or not header.startswith("sha256="):
+        raise Unauthorized("missing or malformed X-Hub-Signature-256")
+    expected = hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, header.removeprefix("sha256=").strip().lower()):
+        raise Unauthorized("invalid X-Hub-Signature-256")
+
+
+def _text_of(message: dict[str, Any]) -> str:
+    kind = message.get("type")
+    part = message.get(kind) if isinstance(kind, str) else None
+    if not isinstance(part, dict):
+        return ""
+    if kind == "text":
+        text = part.get("body")
+    elif kind == "button":
+        text = part.get("text")
+    elif kind == "interactive":  # a tapped reply button or list row: its title
+        chosen = part.get("button_reply") or part.get("list_reply") or {}
+        text = chosen.get("title") if isinstance(chosen, dict) else None
+    else:
+        text = None
+    return text[:MAX_TEXT] if isinstance(text, str) else ""
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise BadRequest(f"{what} must be a list")
+    return value
+
+
+def _id(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > 255:
+        raise BadRequest(f"{what} is missing")
+    return value
+
+
+def parse_envelope(body: bytes) -> Envelope:
+    """Every message and status in every entry and change of the delivery."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise BadRequest("body is not JSON") from None
+    if not isinstance(payload, dict):
+        raise BadRequest("envelope must be a JSON object")
+    messages: list[InboundMessage] = []
+    statuses: list[StatusUpdate] = []
+    for entry in _list(payload.get("entry"), "entry"):
+        if not isinstance(entry, dict):
+            raise BadRequest("entry must hold objects")
+        for change in _list(entry.get("changes"), "changes"):
+            value = change.get("value") if isinstance(change, dict) else None
+            if not isinstance(value, dict):
+                raise BadRequest("change has no value")
+            if change.get("field") != "messages":
+                continue  # account and template updates: nothing for us
+            metadata = value.get("metadata")
+            number_id = _id(
+                metadata.get("phone_number_id") if isinstance(metadata, dict) else None,
+                "metadata.phone_number_id",
+            )
+            for message in _list(value.get("messages"), "messages"):
+                if not isinstance(message, dict):
+                    raise BadRequest("messages must hold objects")
+                messages.append(
+                    InboundMessage(
+                        phone_number_id=number_id,
+                        message_id=_id(message.get("id"), "message id"),
+                        sender=_id(message.get("from"), "message sender"),
+                        kind=str(message.get("type") or "unknown")[:32],
+                        text=_text_of(message),
+                    )
+                )
+            for status in _list(value.get("statuses"), "statuses"):
+                if not isinstance(status, dict):
+                    raise BadRequest("statuses must hold objects")
+                if status.get("status") not in STATUSES:
+                    continue  # e.g. "deleted", "warning": nothing to record
+                errors = status.get("errors")
+                first = errors[0] if isinstance(errors, list) and errors else None
+                code = first.get("code") if isinstance(first, dict) else None
+                statuses.append(
+                    StatusUpdate(
+                        message_id=_id(status.get("id"), "status id"),
+                        status=_id(status.get("status"), "status"),
+                        error_code=str(code)[:32] if code is not None else None,
+                    )
+                )
+    return Envelope(tuple(messages), tuple(statuses))
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    """``sent`` with Graph's message id, ``retry`` (429, 5xx, network) or ``failed``."""
+
+    result: str
+    provider_message_id: str | None = None
+    error: str | None = None
+
+
+async def send_text(
+    client: httpx.AsyncClient, token: str, phone_number_id: str, to: str, text: str
+) -> SendOutcome:
+    """POST /<phone number id>/messages. Errors are described by status and Graph code only."""
+    try:
+        response = await client.post(
+            f"{phone_number_id}/messages",
+            headers={"Authorization": f"Bearer {token}"},
+            json={
+                "messaging_product": "whatsapp",
+                "recipient_type": "individual",
+                "to": to,
+                "type": "text",
+                "text": {"preview_url": True, "body": text},
+            },
+        )
+    except httpx.HTTPError as exc:
+        return SendOutcome("retry", error=f"network: {type(exc).__name__}")
+    if response.status_code == 200:
+        try:
+            wamid = response.json()["messages"][0]["id"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            return SendOutcome("retry", error="graph 200 without a message id")
+        return SendOutcome("sent", provider_message_id=str(wamid))
+    try:
+        code = response.json().get("error", {}).get("code")
+    except (ValueError, AttributeError):
+        code = None
+    error = f"graph {response.status_code}" + (f" code {code}" if code is not None else "")
+    if response.status_code == 429 or response.status_code >= 500 or code in _THROTTLED:
+        return SendOutcome("retry", error=error)
+    return SendOutcome("failed", error=error)
+
+
+def graph_client(api_base: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=api_base.rstrip("/") + "/", timeout=GRAPH_TIMEOUT)

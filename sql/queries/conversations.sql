@@ -1,0 +1,63 @@
+-- upsert_contact --
+-- The guest's number is stored once, encrypted; its hash is the identity everywhere else.
+INSERT INTO contacts (contact_hash, phone_encrypted) VALUES ($1, $2)
+ON CONFLICT ON CONSTRAINT contacts_contact_hash_key DO NOTHING
+
+-- upsert_conversation --
+INSERT INTO conversations (property_id, contact_hash) VALUES ($1, $2)
+ON CONFLICT ON CONSTRAINT conversations_property_id_contact_hash_key
+DO UPDATE SET updated_at = conversations.updated_at
+RETURNING id
+
+-- lease_conversation --
+-- Take the conversation for one task; nothing when another task holds it.
+UPDATE conversations SET lease_until = now() + make_interval(secs => $2)
+WHERE id = $1 AND (lease_until IS NULL OR lease_until < now())
+RETURNING state, language, context
+
+-- release_conversation --
+UPDATE conversations SET lease_until = NULL WHERE id = $1
+
+-- save_conversation --
+UPDATE conversations
+SET state = $2, language = $3, context = $4, updated_at = now(),
+    -- The guest's last message opens WhatsApp's 24-hour customer-service window.
+    last_inbound_at = CASE WHEN $5 THEN now() ELSE last_inbound_at END
+WHERE id = $1
+
+-- insert_message --
+-- A message of the conversation; a replayed task writes nothing twice (dedupe_key).
+-- $6: when the message was received (inbound) or now() (a reply).
+INSERT INTO messages (conversation_id, direction, body_encrypted, provider_message_id,
+                      dedupe_key, status, created_at)
+VALUES ($1, $2, $3, $4, $5, CASE WHEN $2 = 'in' THEN 'received' ELSE 'queued' END,
+        coalesce($6, now()))
+ON CONFLICT ON CONSTRAINT messages_dedupe_key_key DO NOTHING
+RETURNING id
+
+-- queue_reply --
+-- The reply's send task, through the outbox: relayed after commit, re-relayed if lost.
+INSERT INTO outbox_events (event_type, aggregate_type, aggregate_id, payload, correlation_id)
+VALUES ('message.queued', 'message', $1::uuid::text,
+        jsonb_build_object('message_id', $1::uuid, 'conversation_id', $2::uuid), $3)
+
+-- property_of_conversation --
+SELECT p.id, p.code, p.name, p.timezone, p.currency, p.whatsapp_phone_number_id, p.settings
+FROM conversations c JOIN properties p ON p.id = c.property_id WHERE c.id = $1
+
+-- outbox_event --
+SELECT event_type, payload FROM outbox_events WHERE id = $1
+
+-- transcript --
+-- Every message of a contact, oldest first (the dev transcript command).
+SELECT m.created_at, m.direction, m.body_encrypted
+FROM messages m JOIN conversations c ON c.id = m.conversation_id
+WHERE c.contact_hash = $1
+ORDER BY m.seq
+
+-- max_occupancy --
+-- The most guests any room type of the inn hosts.
+SELECT max(max_occupancy) FROM room_types WHERE property_id = $1
+
+-- hold_stay --
+SELECT checkin, checkout, status FROM holds WHERE id = $1

@@ -1,0 +1,40 @@
+-- property_by_phone_number_id --
+-- The inn a WhatsApp Business number belongs to.
+SELECT id FROM properties WHERE whatsapp_phone_number_id = $1
+
+-- record_message_status --
+-- A Graph status webhook for one of our replies; statuses only move forward
+-- (sent → delivered → read), and failed is final.
+UPDATE messages SET status = $2, last_error = coalesce($3, last_error), updated_at = now()
+WHERE direction = 'out' AND provider_message_id = $1 AND status <> 'failed'
+  AND array_position(ARRAY['sent', 'delivered', 'read'], status)
+      < coalesce(array_position(ARRAY['sent', 'delivered', 'read'], $2), 4)
+
+-- claim_outbound --
+-- Lease a queued reply for one send attempt; nothing when it is sent, failed or leased.
+UPDATE messages m SET lease_until = now() + make_interval(secs => $2), attempts = m.attempts + 1,
+                      updated_at = now()
+FROM conversations c, contacts k, properties p
+WHERE m.id = $1 AND m.direction = 'out' AND m.status = 'queued'
+  AND (m.lease_until IS NULL OR m.lease_until < now())
+  AND c.id = m.conversation_id AND k.contact_hash = c.contact_hash AND p.id = c.property_id
+RETURNING m.body_encrypted, k.phone_encrypted, p.whatsapp_phone_number_id
+
+-- outbound_state --
+-- Why a reply could not be leased: already settled, or another attempt holds it.
+SELECT status, lease_until > now() AS leased FROM messages WHERE id = $1 AND direction = 'out'
+
+-- outbound_sent --
+UPDATE messages SET status = 'sent', sent_at = now(), provider_message_id = $2,
+                    lease_until = NULL, last_error = NULL, updated_at = now()
+WHERE id = $1 AND status = 'queued'
+
+-- outbound_retry --
+-- A retryable failure: give the lease back so the next attempt may send.
+UPDATE messages SET lease_until = NULL, last_error = $2, updated_at = now()
+WHERE id = $1 AND status = 'queued'
+
+-- outbound_failed --
+-- A permanent failure: never sent, never retried.
+UPDATE messages SET status = 'failed', lease_until = NULL, last_error = $2, updated_at = now()
+WHERE id = $1 AND status = 'queued'

@@ -1,0 +1,149 @@
+"""What `make run` promises, as a person would do it: start the stack (`dev up`), talk to the
+inn with `dev whatsapp`, read the replies with `dev transcript`, pay with `dev pay`, and see
+the confirmation. Every process the stack starts writes to one captured output, which must
+carry none of the guest's number, name or words."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import httpx
+import orjson
+import pytest
+
+from app.dev.postgres import free_port
+from tests.support import ROOT, app_env, eventually
+
+PHONE = "+5511977776666"
+TEXTS = ("Olá, tem quarto de {checkin} a {checkout} para 2 pessoas?", "quero o 1")
+
+
+@pytest.fixture
+def stack_env(db_url: str) -> dict[str, str]:
+    ports = {
+        name: free_port() for name in ("public", "worker", "tasks", "certs", "stripe", "graph")
+    }
+    worker_url = f"http://127.0.0.1:{ports['worker']}"
+    # Everything else comes from .env.example, as for a person running `make run`.
+    return app_env(
+        DATABASE_URL=db_url,
+        PUBLIC_PORT=str(ports["public"]),
+        WORKER_PORT=str(ports["worker"]),
+        PUBLIC_URL=f"http://127.0.0.1:{ports['public']}",
+        WORKER_URL=worker_url,
+        OIDC_AUDIENCE=worker_url,
+        TASKS_EMULATOR_HOST=f"127.0.0.1:{ports['tasks']}",
+        OIDC_CERTS_URL=f"http://127.0.0.1:{ports['certs']}/oauth2/v1/certs",
+        STRIPE_API_BASE=f"http://127.0.0.1:{ports['stripe']}",
+        WHATSAPP_API_BASE=f"http://127.0.0.1:{ports['graph']}/v21.0",
+    )
+
+
+@contextlib.contextmanager
+def dev_up(env: dict[str, str], log_path: Path) -> Iterator[None]:
+    """`python -m app dev up`, every process's output into ``log_path``, stopped on exit."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app", "dev", "up"],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        asyncio.run(_wait_ready(env["PUBLIC_URL"], env["WORKER_URL"], process))
+        yield
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+async def _wait_ready(public: str, worker: str, process: subprocess.Popen[bytes]) -> None:
+    async def up() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"dev up exited with {process.returncode}")
+        try:
+            async with httpx.AsyncClient() as http:
+                answers = [await http.get(f"{base}/ready") for base in (public, worker)]
+        except httpx.TransportError:
+            return False
+        return all(answer.status_code == 200 for answer in answers)
+
+    await eventually(up, within=60, interval=0.2)
+
+
+def _cli(env: dict[str, str], *args: str) -> tuple[int, list[str]]:
+    result = subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr
+    return result.returncode, result.stdout.strip().splitlines()
+
+
+def _transcript(env: dict[str, str], outbound: int) -> list[str]:
+    async def enough() -> list[str]:
+        code, lines = await asyncio.to_thread(_cli, env, "dev", "transcript", "--from", PHONE)
+        assert code == 0
+        return lines if orjson.loads(lines[-1])["outbound"] >= outbound else []
+
+    return asyncio.run(eventually(enough, within=30, interval=0.3))
+
+
+def test_a_guest_books_through_make_run(stack_env: dict[str, str], tmp_path: Path) -> None:
+    today = dt.datetime.now(ZoneInfo("America/Sao_Paulo")).date()
+    checkin = today + dt.timedelta(days=20)
+    said = [
+        TEXTS[0].format(
+            checkin=f"{checkin:%d/%m/%Y}", checkout=f"{checkin + dt.timedelta(days=2):%d/%m/%Y}"
+        ),
+        TEXTS[1],
+    ]
+    log_path = tmp_path / "stack.log"
+    with dev_up(stack_env, log_path):
+        code, out = _cli(stack_env, "dev", "whatsapp", "--from", PHONE, said[0])
+        assert code == 0 and orjson.loads(out[-1])["webhook_status"] == 200
+        assert " out " in _transcript(stack_env, 1)[1]
+
+        assert _cli(stack_env, "dev", "whatsapp", "--from", PHONE, said[1])[0] == 0
+        session = re.search(r"cs_\w+", _transcript(stack_env, 2)[3])
+        assert session is not None
+        code, out = _cli(stack_env, "dev", "pay", session.group(0))
+        assert code == 0 and orjson.loads(out[-1])["webhook_status"] == 200
+
+        lines = _transcript(stack_env, 3)
+        assert orjson.loads(lines[-1]) == {"messages": 5, "inbound": 2, "outbound": 3}
+
+    async def reservation_code() -> str:
+        conn = await asyncpg.connect(stack_env["DATABASE_URL"])
+        try:
+            return str(await conn.fetchval("SELECT code FROM reservations"))
+        finally:
+            await conn.close()
+
+    assert asyncio.run(reservation_code()) in lines[-2]
+
+    output = log_path.read_text(errors="replace")
+    assert "stack_up" in output and "http_request" in output  # the stack did log
+    for secret in (PHONE, PHONE.lstrip("+"), PHONE[-8:], *said):
+        assert secret not in output, secret
