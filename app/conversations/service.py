@@ -17,8 +17,9 @@ import asyncpg
 import orjson
 
 from app.conversations.engine import Conversation, Services, Turn, notify, respond
+from app.conversations.replies import DEFAULT_LANGUAGE
 from app.db import QUERIES
-from app.errors import Busy
+from app.errors import AppError, Busy
 from app.inventory.quote import Property
 from app.logging import annotate_request, correlation_id
 from app.pii import PiiKeys, SealBroken
@@ -105,7 +106,16 @@ async def handle_message(services: Services, pii: PiiKeys, event_id: str) -> str
             receipt = await conn.fetchrow(QUERIES["receipt_for_task"], "whatsapp", event_id)
         if receipt["processed_at"] is not None:
             return str(receipt["outcome"])
-        turn = await respond(services, conv, opened["text"], event_id)
+        try:
+            turn = await respond(services, conv, opened["text"], event_id)
+        except AppError as exc:
+            if exc.status >= 500:
+                raise  # retryable: Cloud Tasks tries the whole turn again
+            # Permanent for this message (a retry would meet the same refusal): say so
+            # rather than answer the task 4xx, which Cloud Tasks would retry for ever.
+            log.warning("whatsapp_turn_refused", extra={"event_id": event_id, "error": exc.code})
+            turn = Turn(conv.language or DEFAULT_LANGUAGE, conv.state, conv.context)
+            turn.say("failed")
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 QUERIES["insert_message"],

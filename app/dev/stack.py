@@ -51,6 +51,11 @@ def local_environment() -> dict[str, str]:
     return {**defaults, **os.environ}
 
 
+def _port(address: str) -> str:
+    """The port of ``host:port`` or of a URL (``http://host:port/path``)."""
+    return address.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[1]
+
+
 def _spawn(env: dict[str, str], *argv: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, *argv], env=env, preexec_fn=_die_with_parent)
 
@@ -98,41 +103,23 @@ async def _run(env: dict[str, str], children: list[subprocess.Popen[bytes]]) -> 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    tasks_host = env["TASKS_EMULATOR_HOST"]
-    certs_port = env["OIDC_CERTS_URL"].split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1]
-    emulator = _spawn(
-        env,
-        "-m",
-        "app.dev.tasks_emulator",
-        "--port",
-        tasks_host.rsplit(":", 1)[1],
-        "--certs-port",
-        certs_port,
+    tasks_port = _port(env["TASKS_EMULATOR_HOST"])
+    services = (  # (module, the port it serves, its arguments)
+        ("tasks_emulator", tasks_port, ["--certs-port", _port(env["OIDC_CERTS_URL"])]),
+        ("fake_stripe", _port(env["STRIPE_API_BASE"]), ["--api-key", env["STRIPE_SECRET_KEY"]]),
+        (
+            "fake_graph",
+            _port(env["WHATSAPP_API_BASE"]),
+            ["--access-token", env["WHATSAPP_ACCESS_TOKEN"]],
+        ),
     )
-    stripe_port = env["STRIPE_API_BASE"].rsplit(":", 1)[1].rstrip("/")
-    fake_stripe = _spawn(
-        env,
-        "-m",
-        "app.dev.fake_stripe",
-        "--port",
-        stripe_port,
-        "--api-key",
-        env["STRIPE_SECRET_KEY"],
-    )
-    graph_port = env["WHATSAPP_API_BASE"].split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1]
-    fake_graph = _spawn(
-        env,
-        "-m",
-        "app.dev.fake_graph",
-        "--port",
-        graph_port,
-        "--access-token",
-        env["WHATSAPP_ACCESS_TOKEN"],
-    )
-    children += [emulator, fake_stripe, fake_graph]
-    await _wait_port(tasks_host, emulator)
-    await _wait_port(f"127.0.0.1:{stripe_port}", fake_stripe)
-    await _wait_port(f"127.0.0.1:{graph_port}", fake_graph)
+    started = [
+        _spawn(env, "-m", f"app.dev.{module}", "--port", port, *arguments)
+        for module, port, arguments in services
+    ]
+    children += started
+    for (_, port, _), child in zip(services, started, strict=True):
+        await _wait_port(f"127.0.0.1:{port}", child)
 
     roles = (("public", env.get("PUBLIC_PORT", "8080")), ("worker", env.get("WORKER_PORT", "8081")))
     servers = [

@@ -2,7 +2,7 @@
 -- lost, abandoned after its retries, or never enqueued (the webhook answered 5xx and the
 -- provider gave up). Received more than 10 minutes ago, so tasks still in flight or
 -- backing off are left alone.
--- Fix: python -m app ops reprocess --source stripe --limit 50
+-- Fix: python -m app ops reprocess --source stripe --limit 50 (or --source whatsapp)
 -- Run: psql "$DATABASE_URL" -f docs/operations/sql/reprocess_candidates.sql
 SELECT pe.source, pe.external_id, pe.event_type, pe.received_at, pe.enqueued_at,
        pe.task_name, pe.reprocess_generation
