@@ -304,7 +304,7 @@ def _option(text: str, room_names: Sequence[str]) -> int | None:
     tokens = set(text.split())
     best, hits = None, 0
     for index, name in enumerate(room_names, start=1):
-        distinctive = {w for w in _normalize(name).split() if len(w) >= 4 and w not in generic}
+        distinctive = {w for w in _normalize(name).split() if len(w) >= 3 and w not in generic}
         count = len(distinctive & tokens)
         if count > hits:
             best, hits = index, count

@@ -7,9 +7,10 @@ import base64
 import contextlib
 import dataclasses
 import datetime as dt
+import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,3 +159,24 @@ async def running_stack(db_url: str, **overrides: Any) -> AsyncIterator[Stack]:
 async def stack(db_url: str) -> AsyncIterator[Stack]:
     async with running_stack(db_url) as running:
         yield running
+
+
+@pytest.fixture
+def all_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """caplog at DEBUG for every logger, including those with their own level, and
+    attached to any logger that does not propagate to the root."""
+    caplog.set_level(logging.DEBUG)
+    attached = []
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if not isinstance(logger, logging.Logger):
+            continue
+        if logger.level != logging.NOTSET:
+            caplog.set_level(logging.DEBUG, logger=name)
+        if not logger.propagate:
+            logger.addHandler(caplog.handler)
+            attached.append(logger)
+    try:
+        yield caplog
+    finally:
+        for logger in attached:
+            logger.removeHandler(caplog.handler)

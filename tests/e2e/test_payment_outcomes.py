@@ -4,9 +4,8 @@ and expired by the worker's sweep rather than by waiting."""
 
 from __future__ import annotations
 
-import logging
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -376,27 +375,6 @@ async def test_task_redelivered_after_commit_is_a_no_op(stack: Stack) -> None:
 
 
 # ---- PII -----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def all_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """caplog at DEBUG for every logger, including those with their own level, and
-    attached to any logger that does not propagate to the root."""
-    caplog.set_level(logging.DEBUG)
-    attached = []
-    for name, logger in list(logging.root.manager.loggerDict.items()):
-        if not isinstance(logger, logging.Logger):
-            continue
-        if logger.level != logging.NOTSET:
-            caplog.set_level(logging.DEBUG, logger=name)
-        if not logger.propagate:
-            logger.addHandler(caplog.handler)
-            attached.append(logger)
-    try:
-        yield caplog
-    finally:
-        for logger in attached:
-            logger.removeHandler(caplog.handler)
 
 
 async def test_no_pii_or_raw_payload_in_logs_or_rows(
