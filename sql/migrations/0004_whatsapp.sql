@@ -27,8 +27,9 @@ CREATE TABLE messages (
     last_error          text,
     created_at          timestamptz NOT NULL DEFAULT now(),
     updated_at          timestamptz NOT NULL DEFAULT now(),
+    -- Failed may come before sending (Graph refused it) or after (delivery failed).
     CONSTRAINT messages_sent_check CHECK (
-        (status IN ('sent', 'delivered', 'read')) = (sent_at IS NOT NULL)),
+        status = 'failed' OR (status IN ('sent', 'delivered', 'read')) = (sent_at IS NOT NULL)),
     CONSTRAINT messages_direction_status_check CHECK ((direction = 'in') = (status = 'received'))
 );
 CREATE INDEX messages_conversation_id_seq_idx ON messages (conversation_id, seq);
