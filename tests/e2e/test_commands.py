@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from app.dev.fake_graph import inbound_envelope
 from app.dev.fake_stripe import CUSTOMER, event
 from tests.e2e.conftest import (
     APP_SECRET,
@@ -213,3 +214,24 @@ async def test_dev_whatsapp_transcript_and_pay_by_link(stack: Stack) -> None:
     assert await stack.pool.fetchval("SELECT code FROM reservations") in lines[-2]
     for line in lines[:-1]:
         assert dt.datetime.fromisoformat(line.split(" ", 1)[0]).tzinfo is not None
+
+
+async def test_reprocess_answers_a_whatsapp_message_whose_task_was_lost(stack: Stack) -> None:
+    """The receipt keeps the message sealed, so `ops reprocess --source whatsapp` can answer
+    it after its task was lost, once."""
+    async with stack.pool.acquire() as conn:
+        await make_calendar(conn, [("std", 2, 1, 30000)], days=5)
+    await stack.emulator.stop()  # the task is never created: Meta would retry, we pretend not
+    envelope = inbound_envelope("pn-test-inn", "5511966665555", "oi", message_id="wamid.LOST")
+    assert (await stack.post_whatsapp(envelope)).status_code == 503
+    await stack.emulator.start()
+    await stack.pool.execute("UPDATE processed_events SET received_at = now() - interval '1 hour'")
+    code, summary = await _cli(stack, "ops", "reprocess", "--source", "whatsapp")
+    assert code == 0 and summary == {"source": "whatsapp", "reprocessed": 1}
+
+    async def answered() -> bool:
+        return any(m["to"] == "5511966665555" for m in stack.graph.sent)
+
+    await eventually(answered)
+    code, again = await _cli(stack, "ops", "reprocess", "--source", "whatsapp")
+    assert again["reprocessed"] == 0 and len(stack.graph.sent) == 1
