@@ -74,6 +74,7 @@ async def _property_import(
     conn: asyncpg.Connection, settings: Settings, args: argparse.Namespace
 ) -> int:
     from app.inventory.setup import import_property, parse_property
+    from app.pii import pii_keys
 
     try:
         # One small file, read before anything else runs on this loop.
@@ -82,7 +83,8 @@ async def _property_import(
         raise BadRequest(f"cannot read {args.file}: {exc.strerror}") from None
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"{args.file} is not valid JSON: {exc}") from None
-    result = await import_property(conn, parse_property(data))
+    pii = pii_keys(settings) if settings.pii_key and settings.contact_hash_key else None
+    result = await import_property(conn, parse_property(data), pii=pii)
     emit(vars(result))
     return 0
 

@@ -83,6 +83,9 @@ class Settings:
     # and the HMAC key of contact_hash, the only contact identity logs and events carry.
     pii_key: Secret | None = None
     contact_hash_key: Secret | None = None
+    # How long the bot stays silent in a conversation handed to the inn's staff, unless a
+    # staff member sends "#bot" sooner.
+    handoff_timeout_seconds: int = 4 * 3600
 
 
 def _text(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
@@ -205,6 +208,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_role: bool = 
         or Settings.whatsapp_api_base,
         pii_key=_key(env, "PII_KEY"),
         contact_hash_key=_key(env, "CONTACT_HASH_KEY"),
+        handoff_timeout_seconds=_int(env, "HANDOFF_TIMEOUT_SECONDS", 4 * 3600, 60, 7 * 86_400),
     )
     if role is not None and require_role:
         _require_for_role(settings)

@@ -558,6 +558,11 @@ ALTER TABLE public.room_types ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     CACHE 1
 );
 
+CREATE TABLE public.staff_numbers (
+    property_id bigint NOT NULL,
+    contact_hash text NOT NULL
+);
+
 ALTER TABLE ONLY public.ari_days
     ADD CONSTRAINT ari_days_pkey PRIMARY KEY (id);
 
@@ -639,6 +644,9 @@ ALTER TABLE ONLY public.room_types
 ALTER TABLE ONLY public.room_types
     ADD CONSTRAINT room_types_property_id_code_key UNIQUE (property_id, code);
 
+ALTER TABLE ONLY public.staff_numbers
+    ADD CONSTRAINT staff_numbers_pkey PRIMARY KEY (property_id, contact_hash);
+
 CREATE INDEX ari_days_property_id_date_idx ON public.ari_days USING btree (property_id, date);
 
 CREATE INDEX conversations_contact_hash_idx ON public.conversations USING btree (contact_hash);
@@ -696,3 +704,9 @@ ALTER TABLE ONLY public.reservations
 
 ALTER TABLE ONLY public.room_types
     ADD CONSTRAINT room_types_property_id_fkey FOREIGN KEY (property_id) REFERENCES public.properties(id);
+
+ALTER TABLE ONLY public.staff_numbers
+    ADD CONSTRAINT staff_numbers_contact_hash_fkey FOREIGN KEY (contact_hash) REFERENCES public.contacts(contact_hash);
+
+ALTER TABLE ONLY public.staff_numbers
+    ADD CONSTRAINT staff_numbers_property_id_fkey FOREIGN KEY (property_id) REFERENCES public.properties(id);

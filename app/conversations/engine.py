@@ -8,8 +8,11 @@ So a task that fails after acting and is retried repeats the same decisions from
 same saved state, and the caller then records the turn once.
 
 State (``conversations.state``): new → collecting → quoted → awaiting_payment → booked,
-and requote after a hold ended or a room sold out. ``context`` holds the stay asked for
-(``stay``), the numbered options last shown (``options``) and the pending ``hold_id``.
+requote after a hold ended or a room sold out, and human while the inn's staff have the
+conversation (the guest asked for a person, or was not understood twice in a row): the
+bot is silent until a staff member's "#bot" or HANDOFF_TIMEOUT_SECONDS. ``context`` holds
+the stay asked for (``stay``), the numbered options last shown (``options``), the pending
+``hold_id`` and, once booked, the ``reservation_code``.
 """
 
 from __future__ import annotations
@@ -64,6 +67,8 @@ class Turn:
     state: str
     context: dict[str, Any]
     replies: list[str] = field(default_factory=list)
+    # Facts for the inn's staff, written to the outbox with the turn: (event type, payload).
+    facts: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def say(self, key: str, **fields: object) -> Turn:
         self.replies.append(replies.render(key, self.language, **fields))
@@ -110,9 +115,20 @@ async def respond(services: Services, conv: Conversation, text: str, message_id:
     language = understood.language or conv.language or replies.DEFAULT_LANGUAGE
     turn = Turn(language, conv.state, context)
 
+    if conv.state == "human":
+        since = dt.datetime.fromisoformat(context["human_since"])
+        timeout = dt.timedelta(seconds=services.settings.handoff_timeout_seconds)
+        if dt.datetime.now(dt.UTC) - since < timeout:
+            return turn  # the staff have the conversation: the bot stays silent
+        context.pop("human_since")
+        turn.state = "collecting"
+    if understood.intent != "unknown":
+        context.pop("misunderstood", None)
     if understood.intent == "human":
-        return turn.say("human")
+        return _hand_off(conv, turn, "asked")
     if understood.intent == "cancel":
+        if turn.state == "booked":
+            return _cancellation_request(conv, turn)
         return await _cancel(services, turn)
 
     stay = _stay_fields(context)
@@ -140,7 +156,39 @@ async def respond(services: Services, conv: Conversation, text: str, message_id:
     if understood.intent == "greeting":
         turn.state = "collecting" if turn.state == "new" else turn.state
         return turn.say("greeting", inn=prop.name)
+    if understood.intent == "unknown":
+        context["misunderstood"] = context.get("misunderstood", 0) + 1
+        if context["misunderstood"] >= 2:  # twice in a row: a person will do better
+            context.pop("misunderstood")
+            return _hand_off(conv, turn, "not_understood")
     return turn.say("help")
+
+
+def _hand_off(conv: Conversation, turn: Turn, reason: str) -> Turn:
+    turn.state = "human"
+    turn.context["human_since"] = dt.datetime.now(dt.UTC).isoformat()
+    turn.facts.append(
+        (
+            "conversation.handoff",
+            {"conversation_id": str(conv.id), "property_id": conv.property.id, "reason": reason},
+        )
+    )
+    return turn.say("human")
+
+
+def _cancellation_request(conv: Conversation, turn: Turn) -> Turn:
+    """A confirmed stay is the inn's to cancel (policies, refunds): pass the request on."""
+    turn.facts.append(
+        (
+            "reservation.cancel_requested",
+            {
+                "conversation_id": str(conv.id),
+                "property_id": conv.property.id,
+                "code": turn.context.get("reservation_code"),
+            },
+        )
+    )
+    return turn.say("cancel_requested")
 
 
 async def _cancel(services: Services, turn: Turn) -> Turn:
@@ -337,6 +385,7 @@ async def notify(
     if event_type == "reservation.confirmed":
         if current:
             context.pop("hold_id")
+            context["reservation_code"] = payload.get("code")
             turn.state = "booked"
         return turn.say(
             "confirmed",

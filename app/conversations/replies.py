@@ -127,6 +127,11 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "es": "¡Claro! Le pediré a alguien de la posada que le escriba lo antes posible.",
         "en": "Of course! I'll ask someone from the inn to get back to you as soon as possible.",
     },
+    "cancel_requested": {
+        "pt": "Recebemos seu pedido de cancelamento. A pousada vai confirmar com você em breve.",
+        "es": "Recibimos su pedido de cancelación. La posada se lo confirmará en breve.",
+        "en": "We got your cancellation request. The inn will confirm it with you shortly.",
+    },
     "help": {
         "pt": "Posso ver disponibilidade e fazer sua reserva. Mande as datas e o número de "
         "pessoas, por exemplo: de 10/12 a 12/12, 2 pessoas. Para falar com alguém, "

@@ -18,6 +18,7 @@ import orjson
 
 from app.conversations.engine import Conversation, Services, Turn, notify, respond
 from app.conversations.replies import DEFAULT_LANGUAGE
+from app.conversations.staff import staff_command
 from app.db import QUERIES
 from app.errors import AppError, Busy
 from app.inventory.quote import Property
@@ -67,9 +68,18 @@ async def _record_turn(
         )
         if message_id is not None:
             await conn.execute(QUERIES["queue_reply"], message_id, conv.id, correlation_id.get())
+    for event_type, payload in turn.facts:
+        await conn.execute(
+            QUERIES["insert_fact"], event_type, conv.id, payload, correlation_id.get()
+        )
     await conn.execute(
         QUERIES["save_conversation"], conv.id, turn.state, turn.language, turn.context, inbound_at
     )
+
+
+async def _is_staff(pool: asyncpg.Pool, conv: Conversation, contact_hash: str) -> bool:
+    async with pool.acquire() as conn:
+        return bool(await conn.fetchval(QUERIES["is_staff"], conv.property.id, contact_hash))
 
 
 async def handle_message(services: Services, pii: PiiKeys, event_id: str) -> str:
@@ -107,7 +117,10 @@ async def handle_message(services: Services, pii: PiiKeys, event_id: str) -> str
         if receipt["processed_at"] is not None:
             return str(receipt["outcome"])
         try:
-            turn = await respond(services, conv, opened["text"], event_id)
+            if await _is_staff(pool, conv, details["contact_hash"]):
+                turn = await staff_command(services, conv, opened["text"])
+            else:
+                turn = await respond(services, conv, opened["text"], event_id)
         except AppError as exc:
             if exc.status >= 500:
                 raise  # retryable: Cloud Tasks tries the whole turn again

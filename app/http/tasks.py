@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 
 from app.conversations.engine import Services
 from app.conversations.service import handle_message, notify_guest
+from app.conversations.staff import notify_staff
 from app.http.body import read_capped
 from app.http.deps import Deps, deps
 from app.inventory.holds import expire_due_holds, expire_hold
@@ -132,3 +133,14 @@ async def conversation_notify(request: Request) -> JSONResponse:
         return _done("malformed_task")
     annotate_request(outbox_id=outbox_id)
     return _done(await notify_guest(_services(d), d.pii, outbox_id))
+
+
+@task_endpoint
+async def staff_notify(request: Request) -> JSONResponse:
+    d = deps(request)
+    body = await _body(request)
+    outbox_id = body.get("outbox_id") if body else None
+    if not isinstance(outbox_id, int) or isinstance(outbox_id, bool):
+        return _done("malformed_task")
+    annotate_request(outbox_id=outbox_id)
+    return _done(await notify_staff(_services(d), d.pii, outbox_id))

@@ -19,4 +19,5 @@ routes = [
     Route("/tasks/whatsapp/message", tasks.whatsapp_message, methods=["POST"]),
     Route("/tasks/whatsapp/send", tasks.whatsapp_send, methods=["POST"]),
     Route("/tasks/conversations/notify", tasks.conversation_notify, methods=["POST"]),
+    Route("/tasks/staff/notify", tasks.staff_notify, methods=["POST"]),
 ]

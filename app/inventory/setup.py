@@ -8,6 +8,7 @@ date) order, check, and refuse with the offending dates.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ import asyncpg
 
 from app.db import QUERIES
 from app.errors import BadRequest, Conflict, NotFound
+from app.pii import PiiKeys
 
 # How far ahead a property's calendar is opened when the file gives no dates.
 DEFAULT_HORIZON_DAYS = 365
@@ -52,6 +54,8 @@ class PropertySpec:
     overrides: tuple[OverrideSpec, ...]
     start: dt.date | None
     end: dt.date | None  # inclusive
+    # whatsapp.staff_numbers in the file: personal numbers, kept out of ``whatsapp``.
+    staff_numbers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,12 @@ def parse_property(data: Any) -> PropertySpec:
     whatsapp = data.get("whatsapp", {})
     if not isinstance(whatsapp, dict):
         raise BadRequest("whatsapp must be an object")
+    whatsapp = dict(whatsapp)
+    staff = whatsapp.pop("staff_numbers", [])
+    if not isinstance(staff, list) or not all(
+        isinstance(n, str) and 8 <= len(re.sub(r"\D", "", n)) <= 15 for n in staff
+    ):
+        raise BadRequest("whatsapp.staff_numbers must be a list of phone numbers")
     raw_rooms = data.get("room_types")
     if not isinstance(raw_rooms, list) or not raw_rooms:
         raise BadRequest("room_types must be a non-empty list")
@@ -152,6 +162,7 @@ def parse_property(data: Any) -> PropertySpec:
         overrides=tuple(overrides),
         start=start,
         end=end,
+        staff_numbers=tuple(staff),
     )
 
 
@@ -171,9 +182,16 @@ def _refuse_overcommit(rows: Sequence[asyncpg.Record], codes: dict[int, str]) ->
 
 
 async def import_property(
-    conn: asyncpg.Connection, spec: PropertySpec, *, today: dt.date | None = None
+    conn: asyncpg.Connection,
+    spec: PropertySpec,
+    *,
+    today: dt.date | None = None,
+    pii: PiiKeys | None = None,
 ) -> ImportResult:
-    """Create or update the property, its room types and its ARI in one transaction."""
+    """Create or update the property, its room types, its staff numbers and its ARI in one
+    transaction. Staff numbers need ``pii``: they are stored only encrypted."""
+    if spec.staff_numbers and pii is None:
+        raise BadRequest("importing staff numbers needs PII_KEY and CONTACT_HASH_KEY")
     start = spec.start or today or dt.datetime.now(ZoneInfo(spec.timezone)).date()
     end = spec.end or start + dt.timedelta(days=DEFAULT_HORIZON_DAYS - 1)
     days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
@@ -190,6 +208,15 @@ async def import_property(
             settings,
         )
         property_id = row["id"] if row else await conn.fetchval(QUERIES["property_id"], spec.code)
+        staff_hashes = []
+        for number in spec.staff_numbers:
+            assert pii is not None
+            digits = re.sub(r"\D", "", number)  # as WhatsApp writes numbers: "5548…"
+            staff_hashes.append(pii.contact_hash(digits))
+            await conn.execute(
+                QUERIES["upsert_contact"], staff_hashes[-1], pii.encrypt(digits, "phone")
+            )
+        await conn.execute(QUERIES["replace_staff_numbers"], property_id, staff_hashes)
         room_ids: dict[str, int] = {}
         for room in spec.room_types:
             room_id = await conn.fetchval(

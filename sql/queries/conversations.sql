@@ -61,3 +61,37 @@ SELECT max(max_occupancy) FROM room_types WHERE property_id = $1
 
 -- hold_stay --
 SELECT checkin, checkout, status FROM holds WHERE id = $1
+
+-- staff_of_property --
+SELECT contact_hash FROM staff_numbers WHERE property_id = $1 ORDER BY contact_hash
+
+-- is_staff --
+SELECT EXISTS (SELECT 1 FROM staff_numbers WHERE property_id = $1 AND contact_hash = $2)
+
+-- handed_off --
+-- The conversation a staff member's "#bot" means: the one whose id starts with $2, or
+-- else the one handed to the staff most recently.
+SELECT id FROM conversations
+WHERE property_id = $1 AND state = 'human' AND ($2 = '' OR id::text LIKE $2 || '%')
+ORDER BY updated_at DESC
+LIMIT 1
+
+-- release_to_bot --
+UPDATE conversations SET state = 'collecting', context = context - 'human_since',
+                         updated_at = now()
+WHERE id = $1 AND state = 'human'
+
+-- guest_contact --
+SELECT k.phone_encrypted, c.context, c.language
+FROM conversations c JOIN contacts k ON k.contact_hash = c.contact_hash WHERE c.id = $1
+
+-- reservation_summary --
+SELECT r.code, r.checkin, r.checkout, r.total_cents, r.currency,
+       (SELECT string_agg(DISTINCT rt.name, ', ') FROM hold_nights n
+        JOIN room_types rt ON rt.id = n.room_type_id WHERE n.hold_id = r.hold_id) AS rooms
+FROM reservations r WHERE r.id = $1
+
+-- insert_fact --
+-- A fact of the conversation for the inn's staff (a handoff, a cancellation request).
+INSERT INTO outbox_events (event_type, aggregate_type, aggregate_id, payload, correlation_id)
+VALUES ($1, 'conversation', $2::uuid::text, $3, $4)

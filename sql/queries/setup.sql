@@ -69,3 +69,12 @@ SET inv_total = coalesce($4, inv_total),
 WHERE room_type_id = $1 AND date BETWEEN $2 AND $3
   AND (inv_total, rate_cents, stop_sell)
       IS DISTINCT FROM (coalesce($4, inv_total), coalesce($5, rate_cents), coalesce($6, stop_sell))
+
+-- replace_staff_numbers --
+-- The property's staff numbers become exactly $2 (contact hashes).
+WITH gone AS (
+    DELETE FROM staff_numbers WHERE property_id = $1 AND contact_hash <> ALL ($2::text[])
+)
+INSERT INTO staff_numbers (property_id, contact_hash)
+SELECT $1, unnest($2::text[])
+ON CONFLICT ON CONSTRAINT staff_numbers_pkey DO NOTHING

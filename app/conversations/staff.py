@@ -1,0 +1,148 @@
+"""The inn's side: notifying its staff numbers, and their "#bot" command.
+
+A notification is one outbox fact told to every staff number of the property, each as a
+reply keyed ``staff:<outbox id>:<staff contact hash>``: a task run twice (or concurrently)
+writes and sends each notice once. Staff messages are in Portuguese, the inns' language.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+
+from app.conversations import replies
+from app.conversations.engine import Conversation, Services, Turn
+from app.db import QUERIES
+from app.errors import Busy
+from app.logging import correlation_id
+from app.pii import PiiKeys
+from app.tasks.outbox import relay
+
+STAFF_LANGUAGE = "pt"
+LEASE_SECONDS = 60
+
+TEMPLATES = {
+    "reservation.confirmed": "Nova reserva {code}: {rooms}, {checkin} a {checkout}, total {total}.",
+    "payment": "Pagamento para revisão ({kind}): recebido {amount}, esperado {expected} "
+    "(pagamento {payment_id}). Veja o runbook: ops payments-without-reservation.",
+    "handoff.asked": "O hóspede {phone} pediu para falar com uma pessoa (conversa {ref}).",
+    "handoff.not_understood": "O robô não entendeu o hóspede {phone} duas vezes seguidas "
+    "(conversa {ref}).",
+    "handoff.tail": " {stay}Responda pelo seu WhatsApp; o robô fica em silêncio até você "
+    "enviar #bot {ref}.",
+    "reservation.cancel_requested": "O hóspede {phone} pediu o cancelamento da reserva {code}. "
+    "O robô respondeu que a pousada vai confirmar.",
+    "released": "Pronto: o robô voltou a atender a conversa {ref}.",
+    "nothing_to_release": "Nenhuma conversa aguardando atendimento.",
+    "commands": "Comandos: #bot [conversa] devolve uma conversa ao robô.",
+}
+_PAYMENT_KINDS = {"late": "pago após expirar", "duplicate": "em duplicidade", "mismatch": "valor"}
+
+
+def _ref(conversation_id: str | uuid.UUID) -> str:
+    return str(conversation_id)[:8]
+
+
+async def _text(
+    conn: asyncpg.Connection, pii: PiiKeys, event_type: str, payload: dict[str, Any]
+) -> str | None:
+    money = replies.money
+    if event_type == "reservation.confirmed":
+        row = await conn.fetchrow(
+            QUERIES["reservation_summary"], uuid.UUID(payload["reservation_id"])
+        )
+        if row is None:
+            return None
+        return TEMPLATES[event_type].format(
+            code=row["code"],
+            rooms=row["rooms"],
+            checkin=replies.day(row["checkin"], STAFF_LANGUAGE),
+            checkout=replies.day(row["checkout"], STAFF_LANGUAGE),
+            total=money(row["total_cents"], row["currency"], STAFF_LANGUAGE),
+        )
+    if event_type.startswith("payment."):
+        return TEMPLATES["payment"].format(
+            kind=_PAYMENT_KINDS.get(event_type.split(".", 1)[1], event_type),
+            amount=money(payload["amount_cents"], payload["currency"], STAFF_LANGUAGE),
+            expected=money(payload["expected_cents"], payload["expected_currency"], STAFF_LANGUAGE),
+            payment_id=_ref(payload["payment_id"]),
+        )
+    guest = await conn.fetchrow(QUERIES["guest_contact"], uuid.UUID(payload["conversation_id"]))
+    if guest is None:
+        return None
+    # The staff need the number to answer the guest from their own phone.
+    phone = "+" + pii.decrypt(guest["phone_encrypted"], "phone").lstrip("+")
+    ref = _ref(payload["conversation_id"])
+    if event_type == "reservation.cancel_requested":
+        return TEMPLATES[event_type].format(phone=phone, code=payload.get("code") or "?")
+    stay = guest["context"].get("stay") or {}
+    stay_line = ""
+    if "checkin" in stay and "checkout" in stay:
+        stay_line = f"Datas pedidas: {stay['checkin']} a {stay['checkout']}. "
+    return TEMPLATES[f"handoff.{payload.get('reason', 'asked')}"].format(
+        phone=phone, ref=ref
+    ) + TEMPLATES["handoff.tail"].format(stay=stay_line, ref=ref)
+
+
+async def notify_staff(services: Services, pii: PiiKeys, outbox_id: int) -> str:
+    pool = services.pool
+    async with pool.acquire() as conn:
+        event = await conn.fetchrow(QUERIES["outbox_event"], outbox_id)
+        if event is None or "property_id" not in event["payload"]:
+            return "not_applicable"
+        payload = event["payload"]
+        staff = [
+            r["contact_hash"]
+            for r in await conn.fetch(QUERIES["staff_of_property"], payload["property_id"])
+        ]
+        if not staff:
+            return "no_staff"
+        text = await _text(conn, pii, event["event_type"], payload)
+        if text is None:
+            return "not_applicable"
+        async with conn.transaction():
+            for contact_hash in staff:
+                conversation_id = await conn.fetchval(
+                    QUERIES["upsert_conversation"], payload["property_id"], contact_hash
+                )
+                message_id = await conn.fetchval(
+                    QUERIES["insert_message"],
+                    conversation_id,
+                    "out",
+                    pii.encrypt(text, "message"),
+                    None,
+                    f"staff:{outbox_id}:{contact_hash}",
+                    None,
+                )
+                if message_id is not None:
+                    await conn.execute(
+                        QUERIES["queue_reply"], message_id, conversation_id, correlation_id.get()
+                    )
+    await relay(pool, services.queue)
+    return "notified"
+
+
+async def staff_command(services: Services, staff: Conversation, text: str) -> Turn:
+    """A staff member wrote to the inn's number: "#bot [conversa]" releases a handoff."""
+    turn = Turn(STAFF_LANGUAGE, staff.state, staff.context)
+    words = text.strip().split()
+    if not words or words[0].lower() != "#bot":
+        turn.replies.append(TEMPLATES["commands"])
+        return turn
+    ref = words[1].lower()[:36] if len(words) > 1 else ""
+    async with services.pool.acquire() as conn:
+        target = await conn.fetchval(QUERIES["handed_off"], staff.property.id, ref)
+        if target is None:
+            turn.replies.append(TEMPLATES["nothing_to_release"])
+            return turn
+        # The guest's own task may be running: take its lease, as any turn does.
+        if await conn.fetchrow(QUERIES["lease_conversation"], target, LEASE_SECONDS) is None:
+            raise Busy("the guest's conversation is busy")
+        try:
+            await conn.execute(QUERIES["release_to_bot"], target)
+        finally:
+            await conn.execute(QUERIES["release_conversation"], target)
+    turn.replies.append(TEMPLATES["released"].format(ref=_ref(target)))
+    return turn

@@ -1,0 +1,119 @@
+"""The inn's side: staff numbers notified once per fact, human handoff and "#bot"."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from app.dev.fake_graph import inbound_envelope
+from app.inventory.setup import PropertySpec, RoomTypeSpec, import_property
+from app.pii import pii_keys
+from tests.e2e.conftest import Stack
+from tests.e2e.test_whatsapp_flow import GUEST, _pay, _settled, replies, say
+from tests.inventory.conftest import START
+
+STAFF = ("+55 48 99999-0001", "+55 48 99999-0002")
+STAFF_IDS = ("5548999990001", "5548999990002")
+
+
+async def _inn(stack: Stack) -> None:
+    spec = PropertySpec(
+        code="test-inn",
+        name="Pousada Teste",
+        timezone="America/Sao_Paulo",
+        currency="BRL",
+        whatsapp={"phone_number_id": "pn-test-inn"},
+        room_types=(RoomTypeSpec("std", "Std", 2, 1, 30000),),
+        overrides=(),
+        start=START,
+        end=START + dt.timedelta(days=19),
+        staff_numbers=STAFF,
+    )
+    async with stack.pool.acquire() as conn:
+        await import_property(conn, spec, pii=pii_keys(stack.settings))
+
+
+def _day(offset: int) -> str:
+    return f"{START + dt.timedelta(days=offset):%d/%m/%Y}"
+
+
+async def test_staff_numbers_are_stored_only_encrypted(stack: Stack) -> None:
+    await _inn(stack)
+    rows = await stack.pool.fetchval(
+        "SELECT concat_ws(' ', (SELECT string_agg(t::text, ' ') FROM contacts t),"
+        " (SELECT string_agg(t::text, ' ') FROM properties t),"
+        " (SELECT string_agg(t::text, ' ') FROM staff_numbers t))"
+    )
+    assert await stack.pool.fetchval("SELECT count(*) FROM staff_numbers") == 2
+    for number in (*STAFF, *STAFF_IDS, "99999-0001"):
+        assert number not in rows
+
+
+async def test_a_guest_asking_for_a_person_is_handed_to_the_staff(stack: Stack) -> None:
+    await _inn(stack)
+    await say(stack, "quero falar com uma pessoa")
+    assert "alguém da pousada" in (await replies(stack, 1))[0]
+    for staff in STAFF_IDS:
+        notice = (await replies(stack, 1, staff))[0]
+        assert f"+{GUEST}" in notice and "#bot" in notice
+    await say(stack, "oi, alguém aí?")  # the bot stays silent while the staff have it
+    await _settled(stack)
+    assert len(await replies(stack, 1)) == 1
+    assert await stack.pool.fetchval("SELECT count(*) FROM messages WHERE direction = 'in'") == 2
+
+    await say(stack, "#bot", STAFF_IDS[1])
+    assert "voltou a atender" in (await replies(stack, 2, STAFF_IDS[1]))[1]
+    await say(stack, "oi")
+    assert "Olá" in (await replies(stack, 2))[1]
+
+
+async def test_the_bot_speaks_again_after_the_handoff_timeout(stack: Stack) -> None:
+    await _inn(stack)
+    await say(stack, "quero falar com um atendente")
+    await replies(stack, 1)
+    await _settled(stack)
+    await stack.pool.execute(
+        "UPDATE conversations SET context = jsonb_set(context, '{human_since}',"
+        " to_jsonb((now() - interval '5 hours')::text)) WHERE state = 'human'"
+    )
+    await say(stack, "oi")
+    assert "Olá" in (await replies(stack, 2))[1]
+
+
+async def test_not_understood_twice_in_a_row_is_handed_off(stack: Stack) -> None:
+    await _inn(stack)
+    await say(stack, "blá blá")
+    assert "Posso ver disponibilidade" in (await replies(stack, 1))[0]
+    await say(stack, "xpto?")
+    assert "alguém da pousada" in (await replies(stack, 2))[1]
+    assert "não entendeu" in (await replies(stack, 1, STAFF_IDS[0]))[0]
+
+
+async def test_new_reservation_and_cancellation_request_reach_each_staff_once(
+    stack: Stack,
+) -> None:
+    await _inn(stack)
+    stack.emulator.extra_deliveries = 2  # every task runs three times
+    await say(stack, f"de {_day(0)} a {_day(2)}, 2 pessoas")
+    await replies(stack, 1)
+    await say(stack, "sim")
+    await _pay(stack, (await replies(stack, 2))[1])
+    code = (await replies(stack, 3))[2].split("Código: ")[1][:6]
+    await say(stack, "quero cancelar")
+    assert "pedido de cancelamento" in (await replies(stack, 4))[3]
+    await _settled(stack)
+    for staff in STAFF_IDS:
+        notices = await replies(stack, 2, staff)
+        assert len(notices) == 2
+        assert notices[0].startswith(f"Nova reserva {code}: Std")
+        assert code in notices[1] and "cancelamento" in notices[1]
+    assert len(await replies(stack, 4)) == 4
+    assert await stack.pool.fetchval("SELECT status FROM reservations") == "confirmed"
+
+
+async def test_staff_talking_to_the_bot_get_the_commands(stack: Stack) -> None:
+    await _inn(stack)
+    envelope = inbound_envelope("pn-test-inn", STAFF_IDS[0], "bom dia")
+    assert (await stack.post_whatsapp(envelope)).status_code == 200
+    assert "#bot" in (await replies(stack, 1, STAFF_IDS[0]))[0]
+    await say(stack, "#bot", STAFF_IDS[0])
+    assert "Nenhuma conversa" in (await replies(stack, 2, STAFF_IDS[0]))[1]
