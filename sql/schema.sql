@@ -420,10 +420,11 @@ CREATE TABLE public.messages (
     last_error text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    template jsonb,
     CONSTRAINT messages_direction_check CHECK ((direction = ANY (ARRAY['in'::text, 'out'::text]))),
     CONSTRAINT messages_direction_status_check CHECK (((direction = 'in'::text) = (status = 'received'::text))),
     CONSTRAINT messages_sent_check CHECK (((status = 'failed'::text) OR ((status = ANY (ARRAY['sent'::text, 'delivered'::text, 'read'::text])) = (sent_at IS NOT NULL)))),
-    CONSTRAINT messages_status_check CHECK ((status = ANY (ARRAY['received'::text, 'queued'::text, 'sent'::text, 'delivered'::text, 'read'::text, 'failed'::text])))
+    CONSTRAINT messages_status_check CHECK ((status = ANY (ARRAY['received'::text, 'queued'::text, 'sent'::text, 'delivered'::text, 'read'::text, 'failed'::text, 'undeliverable'::text])))
 );
 
 ALTER TABLE public.messages ALTER COLUMN seq ADD GENERATED ALWAYS AS IDENTITY (

@@ -69,10 +69,18 @@ class Turn:
     replies: list[str] = field(default_factory=list)
     # Facts for the inn's staff, written to the outbox with the turn: (event type, payload).
     facts: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # By reply index: the template that reply goes out as outside WhatsApp's 24-hour window
+    # ({"kind", "parameters"}); a reply without one is not sent then.
+    templates: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def say(self, key: str, **fields: object) -> Turn:
         self.replies.append(replies.render(key, self.language, **fields))
         return self
+
+    def say_templated(self, key: str, parameters: list[str], **fields: object) -> Turn:
+        """A reply that may also go out after 24 hours, as the inn's ``key`` template."""
+        self.templates[len(self.replies)] = {"kind": key, "parameters": parameters}
+        return self.say(key, **fields)
 
 
 def _stay_fields(context: dict[str, Any]) -> dict[str, Any]:
@@ -387,14 +395,16 @@ async def notify(
             context.pop("hold_id")
             context["reservation_code"] = payload.get("code")
             turn.state = "booked"
-        return turn.say(
+        code = str(payload.get("code"))
+        return turn.say_templated(
             "confirmed",
-            code=payload.get("code"),
+            [code, dates["checkin"], dates["checkout"]],
+            code=code,
             room_line=replies.render("stay_line", lang, **dates),
         )
     if event_type in ("hold.expired", "hold.cancelled") and current:
         # Only the guest's current hold: one they cancelled or replaced was answered then.
         context.pop("hold_id")
         turn.state = "requote"
-        return turn.say("hold_ended", **dates)
+        return turn.say_templated("hold_ended", [dates["checkin"], dates["checkout"]], **dates)
     return turn

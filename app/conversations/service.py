@@ -65,6 +65,7 @@ async def _record_turn(
             None,
             f"{key}:{n}",
             None,
+            turn.templates.get(n),
         )
         if message_id is not None:
             await conn.execute(QUERIES["queue_reply"], message_id, conv.id, correlation_id.get())
@@ -138,6 +139,7 @@ async def handle_message(services: Services, pii: PiiKeys, event_id: str) -> str
                 event_id,
                 f"in:{event_id}",
                 receipt["received_at"],
+                None,
             )
             await _record_turn(conn, pii, conv, turn, event_id, inbound_at=True)
             await conn.execute(QUERIES["finish_receipt"], "whatsapp", event_id, "answered")

@@ -21,6 +21,9 @@ from app.pii import PiiKeys
 from app.tasks.outbox import relay
 
 STAFF_LANGUAGE = "pt"
+# Staff seldom write to the inn's number, so notices usually go out as the inn's
+# "staff_notice" template, whose one parameter is the notice (filled in when sending).
+STAFF_TEMPLATE = {"kind": "staff_notice", "parameters": []}
 LEASE_SECONDS = 60
 
 TEMPLATES = {
@@ -115,6 +118,7 @@ async def notify_staff(services: Services, pii: PiiKeys, outbox_id: int) -> str:
                     None,
                     f"staff:{outbox_id}:{contact_hash}",
                     None,
+                    STAFF_TEMPLATE,
                 )
                 if message_id is not None:
                     await conn.execute(

@@ -1,8 +1,9 @@
 """A local stand-in for Meta's WhatsApp Graph API, and the Meta side of a webhook delivery.
 
 ``POST /<version>/<phone number id>/messages`` with ``Authorization: Bearer <token>``
-answers as Graph does (``{"messaging_product": "whatsapp", "contacts": [...],
-"messages": [{"id": "wamid.…"}]}``) and records the message. Errors are Graph-shaped
+(a text, or a template with body parameters) answers as Graph does
+(``{"messaging_product": "whatsapp", "contacts": [...], "messages": [{"id": "wamid.…"}]}``)
+and records the message. Errors are Graph-shaped
 (``{"error": {"message", "type", "code", "fbtrace_id"}}``). Controls for tests and dev:
 ``fail_with`` queues statuses for the next sends (429, 500, 400, …), and ``GET
 /_dev/messages`` lists what was sent. It never logs what it receives: the recipient's
@@ -96,14 +97,14 @@ class FakeGraph:
             body = orjson.loads(await request.body())
         except orjson.JSONDecodeError:
             return _error(400)
-        text = body.get("text") if isinstance(body, dict) else None
         if (
-            body.get("messaging_product") != "whatsapp"
+            not isinstance(body, dict)
+            or body.get("messaging_product") != "whatsapp"
             or not isinstance(body.get("to"), str)
-            or body.get("type") != "text"
-            or not isinstance(text, dict)
-            or not isinstance(text.get("body"), str)
         ):
+            return _error(400)
+        sent = _text(body) if body.get("type") == "text" else _template(body)
+        if sent is None:
             return _error(400)
         wamid = f"wamid.{uuid.uuid4().hex}"
         self.sent.append(
@@ -111,7 +112,7 @@ class FakeGraph:
                 "id": wamid,
                 "phone_number_id": request.path_params["phone_number_id"],
                 "to": body["to"],
-                "text": text["body"],
+                **sent,
             }
         )
         return JSONResponse(
@@ -129,6 +130,32 @@ class FakeGraph:
         statuses = orjson.loads(await request.body()).get("statuses", [])
         self.fail_with(*(int(s) for s in statuses))
         return JSONResponse({"pending_failures": self.failures})
+
+
+def _text(body: dict[str, Any]) -> dict[str, Any] | None:
+    text = body.get("text")
+    if not isinstance(text, dict) or not isinstance(text.get("body"), str):
+        return None
+    return {"text": text["body"]}
+
+
+def _template(body: dict[str, Any]) -> dict[str, Any] | None:
+    """A template message: recorded with its name, language and body parameters (whose
+    values, joined, stand for the text the guest would read)."""
+    template = body.get("template")
+    if body.get("type") != "template" or not isinstance(template, dict):
+        return None
+    try:
+        language = template["language"]["code"]
+        parameters = [p["text"] for c in template["components"] for p in c["parameters"]]
+    except (KeyError, TypeError):
+        return None
+    return {
+        "template": template.get("name"),
+        "language": language,
+        "parameters": parameters,
+        "text": "\n".join(parameters),
+    }
 
 
 def inbound_envelope(

@@ -5,6 +5,11 @@ concurrent runs of the task cannot both send), and a successful send sets ``sent
 (so a later run finds it done). Graph 429/5xx and network errors give the lease back and
 answer 503, so Cloud Tasks retries with backoff; any other 4xx is permanent: recorded as
 failed, never retried.
+
+Outside WhatsApp's 24-hour customer-service window (from the contact's last message) a
+reply goes out as the inn's approved template for its kind (property file
+``whatsapp.templates``: kind → language → template name), or, when it has none, is
+recorded as undeliverable: never sent, never retried.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import uuid
 import asyncpg
 import httpx
 
+from app.conversations.replies import DEFAULT_LANGUAGE
 from app.db import QUERIES
 from app.errors import Busy, Unavailable
 from app.messaging import meta
@@ -38,18 +44,26 @@ async def deliver(
         if state["status"] == "queued":
             raise Busy("another attempt is sending this message")
         return str(state["status"])  # already sent, delivered, read or failed
-    if claimed["whatsapp_phone_number_id"] is None:
+    number_id = claimed["whatsapp_phone_number_id"]
+    to = pii.decrypt(claimed["phone_encrypted"], "phone")
+    text = pii.decrypt(claimed["body_encrypted"], "message")
+    if number_id is None:
         outcome = meta.SendOutcome("failed", error="the inn has no WhatsApp number")
+    elif claimed["window_open"]:
+        outcome = await meta.send_text(graph, token, number_id, to, text)
     else:
-        outcome = await meta.send_text(
-            graph,
-            token,
-            claimed["whatsapp_phone_number_id"],
-            pii.decrypt(claimed["phone_encrypted"], "phone"),
-            pii.decrypt(claimed["body_encrypted"], "message"),
-        )
+        template = _template(claimed, text)
+        if template is None:
+            outcome = meta.SendOutcome("undeliverable", error="outside the 24-hour window")
+        else:
+            name, language, parameters = template
+            outcome = await meta.send_template(
+                graph, token, number_id, to, name, language, parameters
+            )
     async with pool.acquire() as conn:
-        if outcome.result == "sent":
+        if outcome.result == "undeliverable":
+            await conn.execute(QUERIES["outbound_undeliverable"], message_id, outcome.error)
+        elif outcome.result == "sent":
             await conn.execute(QUERIES["outbound_sent"], message_id, outcome.provider_message_id)
         elif outcome.result == "retry":
             await conn.execute(QUERIES["outbound_retry"], message_id, outcome.error)
@@ -63,3 +77,18 @@ async def deliver(
     if outcome.result == "retry":
         raise Unavailable(f"Graph API: {outcome.error}")
     return outcome.result
+
+
+def _template(claimed: asyncpg.Record, text: str) -> tuple[str, str, list[str]] | None:
+    """The inn's template for this reply in the contact's language, with its parameters;
+    None when the reply has no template kind or the inn configured none for it."""
+    template = claimed["template"]
+    if template is None:
+        return None
+    language = claimed["language"] or DEFAULT_LANGUAGE
+    names = (claimed["templates"] or {}).get(template["kind"]) or {}
+    name = names.get(language) or names.get(DEFAULT_LANGUAGE)
+    if not isinstance(name, str):
+        return None
+    # A staff notice has one parameter, the notice itself (it is not stored in clear).
+    return name, language, list(template.get("parameters") or [text])

@@ -145,28 +145,60 @@ def parse_envelope(body: bytes) -> Envelope:
 
 @dataclass(frozen=True)
 class SendOutcome:
-    """``sent`` with Graph's message id, ``retry`` (429, 5xx, network) or ``failed``."""
+    """``sent`` with Graph's message id, ``retry`` (429, 5xx, network), ``failed`` (any
+    other refusal) or ``undeliverable`` (nothing was sent: outside the 24-hour window)."""
 
     result: str
     provider_message_id: str | None = None
     error: str | None = None
 
 
+# Meta's language codes for templates, by conversation language.
+TEMPLATE_LANGUAGES = {"pt": "pt_BR", "es": "es", "en": "en_US"}
+
+
 async def send_text(
     client: httpx.AsyncClient, token: str, phone_number_id: str, to: str, text: str
+) -> SendOutcome:
+    """A free-form text: only inside the 24-hour customer-service window."""
+    return await _send(
+        client,
+        token,
+        phone_number_id,
+        {"to": to, "type": "text", "text": {"preview_url": True, "body": text}},
+    )
+
+
+async def send_template(
+    client: httpx.AsyncClient,
+    token: str,
+    phone_number_id: str,
+    to: str,
+    name: str,
+    language: str,
+    parameters: list[str],
+) -> SendOutcome:
+    """An approved template with its body parameters: what may go out after 24 hours."""
+    body = [{"type": "text", "text": value} for value in parameters]
+    template = {
+        "name": name,
+        "language": {"code": TEMPLATE_LANGUAGES.get(language, language)},
+        "components": [{"type": "body", "parameters": body}],
+    }
+    return await _send(
+        client, token, phone_number_id, {"to": to, "type": "template", "template": template}
+    )
+
+
+async def _send(
+    client: httpx.AsyncClient, token: str, phone_number_id: str, message: dict[str, Any]
 ) -> SendOutcome:
     """POST /<phone number id>/messages. Errors are described by status and Graph code only."""
     try:
         response = await client.post(
             f"{phone_number_id}/messages",
             headers={"Authorization": f"Bearer {token}"},
-            json={
-                "messaging_product": "whatsapp",
-                "recipient_type": "individual",
-                "to": to,
-                "type": "text",
-                "text": {"preview_url": True, "body": text},
-            },
+            json={"messaging_product": "whatsapp", "recipient_type": "individual", **message},
         )
     except httpx.HTTPError as exc:
         return SendOutcome("retry", error=f"network: {type(exc).__name__}")

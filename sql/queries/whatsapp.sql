@@ -18,7 +18,10 @@ FROM conversations c, contacts k, properties p
 WHERE m.id = $1 AND m.direction = 'out' AND m.status = 'queued'
   AND (m.lease_until IS NULL OR m.lease_until < now())
   AND c.id = m.conversation_id AND k.contact_hash = c.contact_hash AND p.id = c.property_id
-RETURNING m.body_encrypted, k.phone_encrypted, p.whatsapp_phone_number_id
+RETURNING m.body_encrypted, m.template, k.phone_encrypted, p.whatsapp_phone_number_id,
+          p.settings -> 'whatsapp' -> 'templates' AS templates, c.language,
+          -- WhatsApp's customer-service window: 24 h from the contact's last message.
+          coalesce(c.last_inbound_at > now() - interval '24 hours', false) AS window_open
 
 -- outbound_state --
 -- Why a reply could not be leased: already settled, or another attempt holds it.
@@ -37,4 +40,10 @@ WHERE id = $1 AND status = 'queued'
 -- outbound_failed --
 -- A permanent failure: never sent, never retried.
 UPDATE messages SET status = 'failed', lease_until = NULL, last_error = $2, updated_at = now()
+WHERE id = $1 AND status = 'queued'
+
+-- outbound_undeliverable --
+-- Outside the 24-hour window with no template for it: recorded, never sent or retried.
+UPDATE messages SET status = 'undeliverable', lease_until = NULL, last_error = $2,
+                    updated_at = now()
 WHERE id = $1 AND status = 'queued'

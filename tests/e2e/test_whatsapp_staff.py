@@ -1,4 +1,5 @@
-"""The inn's side: staff numbers notified once per fact, human handoff and "#bot"."""
+"""The inn's side: staff numbers notified once per fact, human handoff and "#bot", and
+WhatsApp's 24-hour window (templates outside it, nothing free-form)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,15 @@ from app.pii import pii_keys
 from tests.e2e.conftest import Stack
 from tests.e2e.test_whatsapp_flow import GUEST, _pay, _settled, replies, say
 from tests.inventory.conftest import START
+from tests.support import eventually
 
 STAFF = ("+55 48 99999-0001", "+55 48 99999-0002")
 STAFF_IDS = ("5548999990001", "5548999990002")
+TEMPLATES = {
+    "confirmed": {"pt": "reserva_confirmada", "en": "booking_confirmed"},
+    "hold_ended": {"pt": "pre_reserva_expirou"},
+    "staff_notice": {"pt": "aviso_equipe"},
+}
 
 
 async def _inn(stack: Stack) -> None:
@@ -21,7 +28,7 @@ async def _inn(stack: Stack) -> None:
         name="Pousada Teste",
         timezone="America/Sao_Paulo",
         currency="BRL",
-        whatsapp={"phone_number_id": "pn-test-inn"},
+        whatsapp={"phone_number_id": "pn-test-inn", "templates": TEMPLATES},
         room_types=(RoomTypeSpec("std", "Std", 2, 1, 30000),),
         overrides=(),
         start=START,
@@ -117,3 +124,53 @@ async def test_staff_talking_to_the_bot_get_the_commands(stack: Stack) -> None:
     assert "#bot" in (await replies(stack, 1, STAFF_IDS[0]))[0]
     await say(stack, "#bot", STAFF_IDS[0])
     assert "Nenhuma conversa" in (await replies(stack, 2, STAFF_IDS[0]))[1]
+
+
+async def _close_window(stack: Stack) -> None:
+    await stack.pool.execute(
+        "UPDATE conversations SET last_inbound_at = now() - interval '25 hours'"
+        " WHERE contact_hash = $1",
+        pii_keys(stack.settings).contact_hash(GUEST),
+    )
+
+
+async def test_confirmation_after_25_hours_goes_out_as_a_template(stack: Stack) -> None:
+    await _inn(stack)
+    await say(stack, f"de {_day(0)} a {_day(2)}, 2 pessoas")
+    await replies(stack, 1)
+    await say(stack, "sim")
+    link = (await replies(stack, 2))[1]
+    await _settled(stack)
+    await _close_window(stack)
+    await _pay(stack, link)
+    await replies(stack, 3)
+    confirmation = [m for m in stack.graph.sent if m["to"] == GUEST][2]
+    code = await stack.pool.fetchval("SELECT code FROM reservations")
+    assert confirmation["template"] == "reserva_confirmada"
+    assert confirmation["language"] == "pt_BR"
+    assert confirmation["parameters"] == [code, _day(0), _day(2)]
+    await replies(stack, 1, STAFF_IDS[0])
+    staff_notice = next(m for m in stack.graph.sent if m["to"] == STAFF_IDS[0])
+    assert staff_notice["template"] == "aviso_equipe"  # staff never wrote: their window is shut
+    assert staff_notice["parameters"][0].startswith(f"Nova reserva {code}")
+
+
+async def test_free_form_reply_outside_the_window_is_never_sent(stack: Stack) -> None:
+    await _inn(stack)
+    stack.graph.fail_with(503)  # the first attempt fails; the window shuts before the retry
+    await say(stack, "oi")
+
+    async def failed_once() -> bool:
+        return any(d.status == 503 for d in stack.emulator.deliveries)
+
+    await eventually(failed_once)
+    await _close_window(stack)
+    await _settled(stack)
+    row = await stack.pool.fetchrow(
+        "SELECT status, sent_at, last_error FROM messages WHERE direction = 'out'"
+    )
+    assert row["status"] == "undeliverable" and row["sent_at"] is None
+    assert "24-hour" in row["last_error"]
+    assert [m for m in stack.graph.sent if m["to"] == GUEST] == []
+    sends = [d.status for d in stack.emulator.deliveries if d.task.startswith("send-")]
+    assert sends == [503, 200]  # recorded, not retried

@@ -14,10 +14,20 @@ from app.errors import BadRequest, Conflict, NotFound
 from app.inventory.holds import HoldRequest, create_hold
 from app.inventory.setup import import_property, parse_property, set_ari
 from app.inventory.stay import Stay
+from app.pii import pii_keys
+from app.settings import Secret, Settings
 from tests.inventory.conftest import START, make_calendar
-from tests.support import ROOT, app_env, run_cli
+from tests.support import ROOT, SERVE_ENV, app_env, run_cli
 
 SAMPLE = ROOT / "docs" / "examples" / "property.json"
+# The sample names a staff number, which is stored only encrypted.
+PII = pii_keys(
+    Settings(
+        database_url=Secret("postgresql://unused"),
+        pii_key=Secret(SERVE_ENV["PII_KEY"]),
+        contact_hash_key=Secret(SERVE_ENV["CONTACT_HASH_KEY"]),
+    )
+)
 
 
 def _sample() -> dict:  # type: ignore[type-arg]
@@ -47,11 +57,11 @@ async def test_import_is_idempotent(conn) -> None:  # type: ignore[no-untyped-de
     per room type from the import date."""
     spec = parse_property(_sample())
     today = dt.date(2031, 5, 1)
-    first = await import_property(conn, spec, today=today)
+    first = await import_property(conn, spec, today=today, pii=PII)
     assert first.ari_inserted == 3 * 365 and first.room_types == 3
     before = await _snapshot(conn)
     property_version = await conn.fetchval("SELECT xmin::text FROM properties")
-    second = await import_property(conn, spec, today=today)
+    second = await import_property(conn, spec, today=today, pii=PII)
     assert (second.ari_inserted, second.ari_updated) == (0, 0)
     assert await _snapshot(conn) == before
     assert await conn.fetchval("SELECT xmin::text FROM properties") == property_version
@@ -73,7 +83,7 @@ async def test_import_applies_overrides_and_updates_changes(conn) -> None:  # ty
             "total": 1,
         },
     ]
-    await import_property(conn, parse_property(data))
+    await import_property(conn, parse_property(data), pii=PII)
     rows = {
         (r["code"], r["date"]): (r["inv_total"], r["rate_cents"], r["stop_sell"])
         for r in await conn.fetch(
@@ -86,7 +96,7 @@ async def test_import_applies_overrides_and_updates_changes(conn) -> None:  # ty
     assert rows[("standard", dt.date(2031, 12, 30))] == (4, 99000, False)
     assert rows[("familia", dt.date(2031, 12, 31))] == (1, 72000, True)
     data["room_types"][0]["rate_cents"] = 36000
-    result = await import_property(conn, parse_property(data))
+    result = await import_property(conn, parse_property(data), pii=PII)
     assert (result.ari_inserted, result.ari_updated) == (0, 4)  # 7 nights minus 3 overridden
 
 
@@ -194,7 +204,11 @@ async def test_ari_set_changes_range_and_refuses_overcommit(conn, calendar) -> N
 def test_property_and_ari_commands(db_url: str, tmp_path: Path) -> None:
     """`property import` twice changes nothing the second time; `ari set` refuses a total
     below committed nights with exit 1, a JSON error naming the dates and no traceback."""
-    env = app_env(DATABASE_URL=db_url)
+    env = app_env(
+        DATABASE_URL=db_url,
+        PII_KEY=SERVE_ENV["PII_KEY"],
+        CONTACT_HASH_KEY=SERVE_ENV["CONTACT_HASH_KEY"],
+    )
     first = run_cli("property", "import", str(SAMPLE), env=env)
     assert first.returncode == 0, first.stderr
     assert orjson.loads(first.stdout.splitlines()[-1])["ari_inserted"] == 3 * 365
