@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from app.dev.fake_graph import inbound_envelope
+from app.dev.fake_stripe import event
 from app.inventory.setup import PropertySpec, RoomTypeSpec, import_property
 from app.pii import pii_keys
 from tests.e2e.conftest import Stack
@@ -174,3 +175,22 @@ async def test_free_form_reply_outside_the_window_is_never_sent(stack: Stack) ->
     assert [m for m in stack.graph.sent if m["to"] == GUEST] == []
     sends = [d.status for d in stack.emulator.deliveries if d.task.startswith("send-")]
     assert sends == [503, 200]  # recorded, not retried
+
+
+async def test_a_payment_needing_review_reaches_the_staff_once(stack: Stack) -> None:
+    await _inn(stack)
+    stack.emulator.extra_deliveries = 2
+    await say(stack, f"de {_day(0)} a {_day(2)}, 2 pessoas")
+    await replies(stack, 1)
+    await say(stack, "sim")
+    link = (await replies(stack, 2))[1]
+    session = stack.stripe.complete(link.rsplit("/", 1)[1])
+    session["amount_total"] = 100  # not what the hold costs
+    response = await stack.post_event(event("checkout.session.completed", session))
+    assert response.status_code == 200
+    for staff in STAFF_IDS:
+        notice = (await replies(stack, 1, staff))[0]
+        assert notice.startswith("Pagamento para revisão (valor): recebido R$ 1,00")
+    await _settled(stack)
+    assert len(await replies(stack, 1, STAFF_IDS[0])) == 1
+    assert await stack.pool.fetchval("SELECT count(*) FROM reservations") == 0
