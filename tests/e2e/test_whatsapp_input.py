@@ -18,6 +18,7 @@ from tests.e2e.test_whatsapp_flow import GUEST, _setup, replies
 from tests.support import eventually
 
 NUMBER_ID = "pn-test-inn"
+HUGE = b"<1 MiB>"
 
 
 async def _written(stack: Stack) -> int:
@@ -97,7 +98,7 @@ async def test_unsigned_or_badly_signed_is_401_and_writes_nothing(
             ),
             400,
         ),
-        (b"{" + b" " * (1024 * 1024) + b"}", 413),
+        (HUGE, 413),
     ],
     ids=["not-json", "array", "entry-object", "message-without-id", "without-sender", "1MiB"],
 )
@@ -105,6 +106,8 @@ async def test_malformed_but_signed_is_4xx_and_writes_nothing(
     stack: Stack, body: bytes, status: int
 ) -> None:
     await _setup(stack)
+    if body is HUGE:  # built here: a 1 MiB parameter would be in every report of this test
+        body = b"{" + b" " * (1024 * 1024) + b"}"
     answer = await stack.post_whatsapp(body)
     assert answer.status_code == status
     assert await _written(stack) == 0 and not stack.emulator.tasks
