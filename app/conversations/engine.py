@@ -37,6 +37,8 @@ from app.payments.booking import hold_and_checkout
 from app.settings import Settings
 from app.tasks.queue import TaskQueue
 
+# Hold cancellations a guest's own message causes (and answers).
+GUEST_CANCEL_REASONS = frozenset({"guest_request", "replaced"})
 # Nearby stays offered when the dates asked for are full: check-in moved by up to a week.
 ALTERNATIVE_SHIFT_DAYS = 7
 MAX_ALTERNATIVES = 3
@@ -362,7 +364,9 @@ async def _book(
     turn.context["hold_id"] = str(booking.hold.id)
     turn.context.pop("options", None)
     turn.state = "awaiting_payment"
-    deadline = booking.hold.expires_at.astimezone(ZoneInfo(prop.timezone))
+    # The link closes CHECKOUT_GRACE_SECONDS before the hold expires (and its expiry then
+    # cancels the hold): that is the deadline the guest can act on.
+    deadline = booking.checkout.expires_at.astimezone(ZoneInfo(prop.timezone))
     return turn.say(
         "payment_link",
         room=option["name"],
@@ -402,8 +406,10 @@ async def notify(
             code=code,
             room_line=replies.render("stay_line", lang, **dates),
         )
-    if event_type in ("hold.expired", "hold.cancelled") and current:
-        # Only the guest's current hold: one they cancelled or replaced was answered then.
+    answered = payload.get("reason") in GUEST_CANCEL_REASONS
+    if event_type in ("hold.expired", "hold.cancelled") and current and not answered:
+        # Only the guest's current hold, and not one the guest's own message cancelled or
+        # replaced (that turn answers it, and may not be saved yet when this runs).
         context.pop("hold_id")
         turn.state = "requote"
         return turn.say_templated("hold_ended", [dates["checkin"], dates["checkout"]], **dates)

@@ -97,14 +97,15 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "en": "Which room? Reply with its number (1 to {count}).",
     },
     "payment_link": {
-        "pt": "Pré-reserva feita: {room}, {checkin} a {checkout}, total {total}. O quarto fica "
-        "reservado para você até {deadline} (horário da pousada). Pague por este link para "
-        "confirmar:\n{url}",
-        "es": "Pre-reserva hecha: {room}, del {checkin} al {checkout}, total {total}. La "
-        "habitación queda apartada hasta el {deadline} (hora de la posada). Pague con este "
-        "enlace para confirmar:\n{url}",
-        "en": "Your room is held: {room}, {checkin} to {checkout}, {total} in total. We keep "
-        "it for you until {deadline} (the inn's time). Pay with this link to confirm:\n{url}",
+        "pt": "Pré-reserva feita: {room}, {checkin} a {checkout}, total {total}. Pague por "
+        "este link até {deadline} (horário da pousada) para confirmar; até lá o quarto é "
+        "seu:\n{url}",
+        "es": "Pre-reserva hecha: {room}, del {checkin} al {checkout}, total {total}. Pague "
+        "con este enlace hasta el {deadline} (hora de la posada) para confirmar; hasta "
+        "entonces la habitación es suya:\n{url}",
+        "en": "Your room is held: {room}, {checkin} to {checkout}, {total} in total. Pay with "
+        "this link by {deadline} (the inn's time) to confirm; until then the room is "
+        "yours:\n{url}",
     },
     "sold_out": {
         "pt": "Esse quarto acabou de ser reservado por outra pessoa. Quer que eu veja as "
@@ -185,7 +186,11 @@ def money(cents: int, currency: str, language: str) -> str:
 
 
 def day(date: dt.date, language: str) -> str:
-    return date.strftime("%m/%d/%Y" if language == "en" else "%d/%m/%Y")
+    # English in words ("March 8, 2031"): a numeric 03/08 reads as a different day to
+    # guests who write day first, and to our own understanding of it.
+    if language == "en":
+        return f"{date:%B} {date.day}, {date.year}"
+    return f"{date:%d/%m/%Y}"
 
 
 _MOMENT = {"pt": "%d/%m às %H:%M", "es": "%d/%m a las %H:%M", "en": "%m/%d at %I:%M %p"}

@@ -139,7 +139,7 @@ _LEXICON_WORDS = {
         "ustedes usted quiero tienen tiene personas persona noches noche gracias manana "
         "habitacion habitaciones llegamos nos vamos hola buenas buenos del al viernes lunes "
         "martes miercoles jueves hoy pareja ninos nino hablar cuanto cuesta precio ayuda solo "
-        "yo mi hasta por favor disponibilidad enero febrero marzo mayo junio julio septiembre "
+        "yo mi hasta disponibilidad enero febrero marzo mayo junio julio septiembre "
         "octubre noviembre diciembre reservar quisiera"
     ),
     "en": (

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+from pythonjsonlogger.json import JsonFormatter
+
 from app.dev.fake_graph import inbound_envelope
 from app.dev.fake_stripe import event
 from app.inventory.setup import PropertySpec, RoomTypeSpec, import_property
@@ -194,3 +197,40 @@ async def test_a_payment_needing_review_reaches_the_staff_once(stack: Stack) -> 
     await _settled(stack)
     assert len(await replies(stack, 1, STAFF_IDS[0])) == 1
     assert await stack.pool.fetchval("SELECT count(*) FROM reservations") == 0
+
+
+async def test_no_guest_or_staff_number_in_logs_or_tasks(
+    stack: Stack, all_logs: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Handoff, "#bot", a reservation and its staff notices, with every logger at DEBUG:
+    neither the guest's nor the staff's numbers, nor any text, reach a log, the captured
+    output, a task body, an outbox payload or a row as text."""
+    await _inn(stack)
+    said = ["quero falar com uma pessoa", f"de {_day(0)} a {_day(2)}, 2 pessoas", "sim"]
+    await say(stack, said[0])
+    await replies(stack, 1, STAFF_IDS[0])
+    await say(stack, "#bot", STAFF_IDS[0])
+    await replies(stack, 2, STAFF_IDS[0])
+    await say(stack, said[1])
+    await replies(stack, 2)
+    await say(stack, said[2])
+    await _pay(stack, (await replies(stack, 3))[2])
+    await replies(stack, 2, STAFF_IDS[1])  # the handoff, then the new reservation
+    await _settled(stack)
+
+    numbers = [GUEST, *STAFF_IDS, *STAFF, GUEST[-8:], STAFF_IDS[0][-8:]]
+    logged = [f"{JsonFormatter().format(r)} {vars(r)!r}" for r in all_logs.records]
+    out, err = capfd.readouterr()
+    bodies = [t.http_request.body.decode() for t in stack.emulator.tasks.values()]
+    rows = await stack.pool.fetchval(
+        "SELECT concat_ws(' ',"
+        " (SELECT string_agg(t::text, ' ') FROM processed_events t),"
+        " (SELECT string_agg(t::text, ' ') FROM outbox_events t),"
+        " (SELECT string_agg(t::text, ' ') FROM conversations t),"
+        " (SELECT string_agg(t::text, ' ') FROM contacts t),"
+        " (SELECT string_agg(t::text, ' ') FROM messages t),"
+        " (SELECT string_agg(t::text, ' ') FROM properties t))"
+    )
+    for place in [*logged, out, err, *bodies, rows]:
+        for secret in [*numbers, *said]:
+            assert secret not in place
