@@ -412,5 +412,7 @@ async def notify(
         # replaced (that turn answers it, and may not be saved yet when this runs).
         context.pop("hold_id")
         turn.state = "requote"
+        if payload.get("reason") == "payment_failed":  # a delayed method was declined
+            return turn.say("payment_declined", **dates)
         return turn.say_templated("hold_ended", [dates["checkin"], dates["checkout"]], **dates)
     return turn

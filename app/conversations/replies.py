@@ -163,6 +163,14 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "en": "Your hold for {checkin} to {checkout} ended without payment and the rooms "
         "were released. Shall I quote again? Reply yes.",
     },
+    "payment_declined": {
+        "pt": "O pagamento da sua pré-reserva de {checkin} a {checkout} não foi aprovado e os "
+        "quartos foram liberados. Quer tentar de novo? Responda sim.",
+        "es": "El pago de su pre-reserva del {checkin} al {checkout} no fue aprobado y se "
+        "liberaron las habitaciones. ¿Lo intentamos de nuevo? Responda sí.",
+        "en": "The payment for your hold from {checkin} to {checkout} was not approved and the "
+        "rooms were released. Shall we try again? Reply yes.",
+    },
     "failed": {
         "pt": "Desculpe, tive um problema para concluir. Pode tentar de novo em instantes?",
         "es": "Disculpe, tuve un problema. ¿Puede intentarlo de nuevo en un momento?",

@@ -289,3 +289,16 @@ async def test_no_guest_data_in_logs_rows_or_tasks(
     for place in [*logged, out, err, *bodies, rows]:
         for secret in forbidden:
             assert secret not in place
+
+
+async def test_a_declined_delayed_payment_is_explained(stack: Stack) -> None:
+    cal = await _setup(stack)
+    link = await _held(stack, cal)
+    session = re.search(r"cs_\w+", link)
+    assert session is not None
+    unpaid = stack.stripe.complete(session.group(0), "unpaid")
+    for event_type in ("checkout.session.completed", "checkout.session.async_payment_failed"):
+        assert (await stack.post_event(event(event_type, unpaid))).status_code == 200
+    notice = (await replies(stack, 3))[2]
+    assert "não foi aprovado" in notice and "expirou" not in notice
+    assert await stack.pool.fetchval("SELECT sum(inv_held) FROM ari_days") == 0
