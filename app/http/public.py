@@ -7,7 +7,12 @@ Nothing here may run a critical transaction; internal routes never appear here
 from starlette.routing import Route
 
 from app.http.health import health, ready
-from app.http.webhooks import stripe_webhook, whatsapp_meta, whatsapp_meta_handshake
+from app.http.webhooks import (
+    stripe_webhook,
+    whatsapp_evolution,
+    whatsapp_meta,
+    whatsapp_meta_handshake,
+)
 
 routes = [
     Route("/health", health, methods=["GET"]),
@@ -15,4 +20,5 @@ routes = [
     Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
     Route("/webhooks/whatsapp/meta", whatsapp_meta_handshake, methods=["GET"]),
     Route("/webhooks/whatsapp/meta", whatsapp_meta, methods=["POST"]),
+    Route("/webhooks/whatsapp/evolution", whatsapp_evolution, methods=["POST"]),
 ]

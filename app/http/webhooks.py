@@ -14,7 +14,7 @@ from app.errors import Forbidden
 from app.http.body import read_capped, require_json
 from app.http.deps import Deps, deps
 from app.logging import annotate_request
-from app.messaging import meta
+from app.messaging import evolution, meta
 from app.payments.stripe_events import HANDLED_TYPES, verify_event, worker_details
 from app.tasks.queue import task_name
 from app.tasks.receipts import Incoming, accept
@@ -125,3 +125,25 @@ def _whatsapp_incoming(d: Deps, property_id: int, message: meta.InboundMessage) 
         queue="messages",
         path="/tasks/whatsapp/message",
     )
+
+
+async def whatsapp_evolution(request: Request) -> JSONResponse:
+    """POST /webhooks/whatsapp/evolution: a guest's new message becomes a receipt and a task;
+    every other event of an authentic instance is acknowledged and ignored."""
+    d = deps(request)
+    body = await read_capped(request, evolution.MAX_BODY)
+    require_json(request)
+    event = evolution.parse_event(body)
+    async with d.pool.acquire() as conn:
+        inn = await conn.fetchrow(QUERIES["property_by_instance"], event.instance)
+    sealed = inn["webhook_secret_sealed"] if inn is not None else None
+    expected = d.pii.unseal(sealed, "evolution:webhook_secret") if sealed else None
+    evolution.verify_secret(request.headers.get(evolution.SECRET_HEADER), expected)
+    assert inn is not None
+    if event.message is None:
+        annotate_request(outcome="ignored")
+        return JSONResponse({"received": True, "outcome": "ignored"})
+    outcome = await accept(
+        d.pool, d.queue, d.marks, _whatsapp_incoming(d, inn["id"], event.message)
+    )
+    return JSONResponse({"received": True, "outcome": outcome})

@@ -18,7 +18,7 @@ import asyncpg
 
 from app.db import QUERIES
 from app.errors import BadRequest, Conflict, NotFound
-from app.pii import PiiKeys
+from app.pii import PiiKeys, SealBroken
 
 # How far ahead a property's calendar is opened when the file gives no dates.
 DEFAULT_HORIZON_DAYS = 365
@@ -181,6 +181,33 @@ def _refuse_overcommit(rows: Sequence[asyncpg.Record], codes: dict[int, str]) ->
         raise Conflict(f"total would fall below nights already held or booked ({detail})")
 
 
+# An Evolution instance's credentials: stored sealed, never in clear.
+_EVOLUTION_SECRETS = ("webhook_secret", "api_key")
+
+
+async def _whatsapp_settings(
+    conn: asyncpg.Connection, spec: PropertySpec, pii: PiiKeys | None
+) -> dict[str, Any]:
+    """The file's whatsapp object with each Evolution secret replaced by its seal. An
+    unchanged secret keeps its stored seal, so re-importing the same file writes nothing."""
+    whatsapp = dict(spec.whatsapp)
+    secrets = {name: whatsapp.pop(name) for name in _EVOLUTION_SECRETS if name in whatsapp}
+    if not secrets:
+        return whatsapp
+    if pii is None:
+        raise BadRequest("importing Evolution credentials needs PII_KEY and CONTACT_HASH_KEY")
+    stored = await conn.fetchval(QUERIES["property_whatsapp_settings"], spec.code) or {}
+    for name, value in secrets.items():
+        purpose = f"evolution:{name}"
+        seal = stored.get(f"{name}_sealed")
+        try:
+            unchanged = seal is not None and pii.unseal(seal, purpose) == value
+        except SealBroken:
+            unchanged = False
+        whatsapp[f"{name}_sealed"] = seal if unchanged else pii.seal(str(value), purpose)
+    return whatsapp
+
+
 async def import_property(
     conn: asyncpg.Connection,
     spec: PropertySpec,
@@ -196,8 +223,8 @@ async def import_property(
     end = spec.end or start + dt.timedelta(days=DEFAULT_HORIZON_DAYS - 1)
     days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
     whatsapp_id = spec.whatsapp.get("phone_number_id")
-    settings = {"whatsapp": spec.whatsapp}
     async with conn.transaction():
+        settings = {"whatsapp": await _whatsapp_settings(conn, spec, pii)}
         row = await conn.fetchrow(
             QUERIES["upsert_property"],
             spec.code,

@@ -23,7 +23,8 @@ import httpx
 from app.conversations.replies import DEFAULT_LANGUAGE
 from app.db import QUERIES
 from app.errors import Busy, Unavailable
-from app.messaging import meta
+from app.messaging import evolution, meta
+from app.messaging.sending import SendOutcome
 from app.pii import PiiKeys
 
 log = logging.getLogger("app.messaging")
@@ -44,22 +45,7 @@ async def deliver(
         if state["status"] == "queued":
             raise Busy("another attempt is sending this message")
         return str(state["status"])  # already sent, delivered, read or failed
-    number_id = claimed["whatsapp_phone_number_id"]
-    to = pii.decrypt(claimed["phone_encrypted"], "phone")
-    text = pii.decrypt(claimed["body_encrypted"], "message")
-    if number_id is None:
-        outcome = meta.SendOutcome("failed", error="the inn has no WhatsApp number")
-    elif claimed["window_open"]:
-        outcome = await meta.send_text(graph, token, number_id, to, text)
-    else:
-        template = _template(claimed, text)
-        if template is None:
-            outcome = meta.SendOutcome("undeliverable", error="outside the 24-hour window")
-        else:
-            name, language, parameters = template
-            outcome = await meta.send_template(
-                graph, token, number_id, to, name, language, parameters
-            )
+    outcome = await _send(claimed, pii, graph, token)
     async with pool.acquire() as conn:
         if outcome.result == "undeliverable":
             await conn.execute(QUERIES["outbound_undeliverable"], message_id, outcome.error)
@@ -92,3 +78,28 @@ def _template(claimed: asyncpg.Record, text: str) -> tuple[str, str, list[str]] 
         return None
     # A staff notice has one parameter, the notice itself (it is not stored in clear).
     return name, language, list(template.get("parameters") or [text])
+
+
+async def _send(
+    claimed: asyncpg.Record, pii: PiiKeys, client: httpx.AsyncClient, token: str
+) -> SendOutcome:
+    """One attempt through the inn's provider: Evolution, or Meta's Graph API."""
+    to = pii.decrypt(claimed["phone_encrypted"], "phone")
+    text = pii.decrypt(claimed["body_encrypted"], "message")
+    whatsapp = claimed["whatsapp"] or {}
+    if whatsapp.get("provider") == "evolution":
+        # A WhatsApp Web session: no customer-service window and no templates.
+        api_key = pii.unseal(whatsapp["api_key_sealed"], "evolution:api_key")
+        return await evolution.send_text(
+            client, whatsapp["api_base"], whatsapp["instance"], api_key, to, text
+        )
+    number_id = claimed["whatsapp_phone_number_id"]
+    if number_id is None:
+        return SendOutcome("failed", error="the inn has no WhatsApp number")
+    if claimed["window_open"]:
+        return await meta.send_text(client, token, number_id, to, text)
+    template = _template(claimed, text)
+    if template is None:
+        return SendOutcome("undeliverable", error="outside the 24-hour window")
+    name, language, parameters = template
+    return await meta.send_template(client, token, number_id, to, name, language, parameters)

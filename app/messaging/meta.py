@@ -15,6 +15,7 @@ import httpx
 import orjson
 
 from app.errors import BadRequest, Unauthorized
+from app.messaging.sending import SendOutcome, outcome_of
 
 # Generous for text messages (a few KiB each); media arrive as ids, not bytes.
 MAX_BODY = 256 * 1024
@@ -143,16 +144,6 @@ def parse_envelope(body: bytes) -> Envelope:
     return Envelope(tuple(messages), tuple(statuses))
 
 
-@dataclass(frozen=True)
-class SendOutcome:
-    """``sent`` with Graph's message id, ``retry`` (429, 5xx, network), ``failed`` (any
-    other refusal) or ``undeliverable`` (nothing was sent: outside the 24-hour window)."""
-
-    result: str
-    provider_message_id: str | None = None
-    error: str | None = None
-
-
 # Meta's language codes for templates, by conversation language.
 TEMPLATE_LANGUAGES = {"pt": "pt_BR", "es": "es", "en": "en_US"}
 
@@ -202,20 +193,16 @@ async def _send(
         )
     except httpx.HTTPError as exc:
         return SendOutcome("retry", error=f"network: {type(exc).__name__}")
-    if response.status_code == 200:
-        try:
-            wamid = response.json()["messages"][0]["id"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            return SendOutcome("retry", error="graph 200 without a message id")
-        return SendOutcome("sent", provider_message_id=str(wamid))
     try:
         code = response.json().get("error", {}).get("code")
     except (ValueError, AttributeError):
         code = None
-    error = f"graph {response.status_code}" + (f" code {code}" if code is not None else "")
-    if response.status_code == 429 or response.status_code >= 500 or code in _THROTTLED:
-        return SendOutcome("retry", error=error)
-    return SendOutcome("failed", error=error)
+    return outcome_of(
+        response,
+        lambda answer: answer["messages"][0]["id"],
+        throttled=code in _THROTTLED,
+        detail=f" (Graph code {code})" if code is not None else "",
+    )
 
 
 def graph_client(api_base: str) -> httpx.AsyncClient:

@@ -78,3 +78,6 @@ WITH gone AS (
 INSERT INTO staff_numbers (property_id, contact_hash)
 SELECT $1, unnest($2::text[])
 ON CONFLICT ON CONSTRAINT staff_numbers_pkey DO NOTHING
+
+-- property_whatsapp_settings --
+SELECT settings -> 'whatsapp' FROM properties WHERE code = $1

@@ -19,6 +19,7 @@ WHERE m.id = $1 AND m.direction = 'out' AND m.status = 'queued'
   AND (m.lease_until IS NULL OR m.lease_until < now())
   AND c.id = m.conversation_id AND k.contact_hash = c.contact_hash AND p.id = c.property_id
 RETURNING m.body_encrypted, m.template, k.phone_encrypted, p.whatsapp_phone_number_id,
+          p.settings -> 'whatsapp' AS whatsapp,
           p.settings -> 'whatsapp' -> 'templates' AS templates, c.language,
           -- WhatsApp's customer-service window: 24 h from the contact's last message.
           coalesce(c.last_inbound_at > now() - interval '24 hours', false) AS window_open
@@ -47,3 +48,10 @@ WHERE id = $1 AND status = 'queued'
 UPDATE messages SET status = 'undeliverable', lease_until = NULL, last_error = $2,
                     updated_at = now()
 WHERE id = $1 AND status = 'queued'
+
+-- property_by_instance --
+-- The inn an Evolution instance belongs to, with its sealed webhook secret.
+SELECT id, settings -> 'whatsapp' ->> 'webhook_secret_sealed' AS webhook_secret_sealed
+FROM properties
+WHERE settings -> 'whatsapp' ->> 'provider' = 'evolution'
+  AND settings -> 'whatsapp' ->> 'instance' = $1
