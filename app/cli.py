@@ -119,10 +119,6 @@ def _ops_check(name: str) -> DbHandler:
     return run
 
 
-# The property `make run` imports (docs/examples/property.json).
-SAMPLE_PROPERTY_CODE = "pousada-mare-alta"
-
-
 def _dev(
     command: Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]],
 ) -> Handler:
@@ -274,7 +270,8 @@ def _parser() -> argparse.ArgumentParser:
         run=_dev(dev_whatsapp),
     )
     whatsapp.add_argument("--from", dest="sender", required=True, help="e.g. +5511999990000")
-    whatsapp.add_argument("--property", default=SAMPLE_PROPERTY_CODE)
+    whatsapp.add_argument("--provider", choices=["meta", "evolution"], default="meta")
+    whatsapp.add_argument("--property", help="default: make run's sample inn for the provider")
     whatsapp.add_argument("text")
     transcript = command(
         dev, "transcript", "print a guest's conversation, oldest first", run=_dev_transcript

@@ -15,6 +15,7 @@ import stripe
 
 from app import db
 from app.db import QUERIES
+from app.dev.fake_evolution import upsert_event
 from app.dev.fake_graph import inbound_envelope, signature
 from app.dev.fake_stripe import event
 from app.errors import AppError, BadRequest, NotFound, Unavailable
@@ -27,6 +28,8 @@ from app.pii import pii_keys
 from app.settings import Settings
 from app.tasks.queue import TaskQueue, queue_config
 
+# The inns `make run` imports (docs/examples/), by provider.
+DEV_PROPERTIES = {"meta": "pousada-mare-alta", "evolution": "pousada-recanto-evo"}
 # make run's services answer locally within milliseconds.
 DEV_HTTP_TIMEOUT = 10.0
 
@@ -114,34 +117,45 @@ class WebhookRefused(AppError):
 
 
 async def dev_whatsapp(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    """Post a guest's text to the public webhook, enveloped and signed as Meta would."""
+    """Post a guest's text to the public webhook as the inn's provider would: a Meta
+    envelope signed with the app secret, or an Evolution event with the instance's secret."""
     conn: asyncpg.Connection = await db.connect(settings.database_url.reveal())
     try:
-        prop = await get_property(conn, args.property)
+        prop = await get_property(conn, args.property or DEV_PROPERTIES[args.provider])
     finally:
         await conn.close()
-    if prop.whatsapp_phone_number_id is None:
-        raise NotFound(f"{args.property!r} has no WhatsApp number")
-    sender = re.sub(r"\D", "", args.sender)  # Meta sends the number as digits only
-    envelope = inbound_envelope(prop.whatsapp_phone_number_id, sender, args.text)
-    payload = orjson.dumps(envelope)
-    assert settings.whatsapp_app_secret is not None
-    signed = signature(payload, settings.whatsapp_app_secret.reveal())
+    whatsapp = prop.settings.get("whatsapp", {})
+    if whatsapp.get("provider", "meta") != args.provider:
+        raise BadRequest(f"{prop.code!r} does not use {args.provider}")
+    sender = re.sub(r"\D", "", args.sender)  # both send the number as digits only
+    if args.provider == "evolution":
+        secret = pii_keys(settings).unseal(
+            whatsapp["webhook_secret_sealed"], "evolution:webhook_secret"
+        )
+        event = upsert_event(whatsapp["instance"], sender, args.text)
+        payload = orjson.dumps(event)
+        path, headers = "evolution", {"X-Webhook-Secret": secret}
+        message_id = event["data"]["key"]["id"]
+    else:
+        if prop.whatsapp_phone_number_id is None:
+            raise NotFound(f"{prop.code!r} has no WhatsApp number")
+        envelope = inbound_envelope(prop.whatsapp_phone_number_id, sender, args.text)
+        payload = orjson.dumps(envelope)
+        assert settings.whatsapp_app_secret is not None
+        secret = settings.whatsapp_app_secret.reveal()
+        path, headers = "meta", {"X-Hub-Signature-256": signature(payload, secret)}
+        message_id = envelope["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
     async with httpx.AsyncClient(timeout=DEV_HTTP_TIMEOUT) as http:
         try:
             answer = await http.post(
-                f"{settings.public_url}/webhooks/whatsapp/meta",
+                f"{settings.public_url}/webhooks/whatsapp/{path}",
                 content=payload,
-                headers={
-                    "Content-Type": "application/json",
-                    "X-Hub-Signature-256": signed,
-                },
+                headers={"Content-Type": "application/json", **headers},
             )
         except httpx.HTTPError as exc:
             raise Unavailable(f"local stack unreachable: {type(exc).__name__}") from None
     if not answer.is_success:
         raise WebhookRefused(f"the webhook answered {answer.status_code}")
-    message_id = envelope["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
     return {"message_id": message_id, "webhook_status": answer.status_code}
 
 

@@ -2,7 +2,8 @@
 
 Starts a Postgres under .local/ unless DATABASE_URL is set, always migrates the
 database it uses and imports docs/examples/property.json, starts the local Cloud
-Tasks, the fake Stripe API and the fake WhatsApp Graph API, then serves `public` on
+Tasks, the fake Stripe API, the fake WhatsApp Graph API and a fake Evolution gateway
+(for docs/examples/property-evolution.json, imported too), then serves `public` on
 127.0.0.1:$PUBLIC_PORT and `worker` on 127.0.0.1:$WORKER_PORT until Ctrl-C or SIGTERM,
 and stops everything it started. It also plays Cloud Scheduler: every few seconds it
 enqueues the hold sweep and the outbox relay through the same authenticated task path
@@ -23,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+import orjson
 from dotenv import dotenv_values
 
 from app.dev.postgres import LocalPostgres, _die_with_parent, start_postgres
@@ -37,6 +39,8 @@ ROOT = Path(__file__).resolve().parents[2]
 LOCAL_DIR = ROOT / ".local"
 LOCAL_DATABASE_URL = LOCAL_DIR / "database_url"
 SAMPLE_PROPERTY = ROOT / "docs" / "examples" / "property.json"
+# A second inn, on an Evolution API gateway (a local fake at its api_base).
+SAMPLE_EVOLUTION_PROPERTY = ROOT / "docs" / "examples" / "property-evolution.json"
 # Production's scheduler runs every few minutes; locally, often enough to watch.
 SCHEDULE_EVERY_SECONDS = 5
 
@@ -104,6 +108,7 @@ async def _run(env: dict[str, str], children: list[subprocess.Popen[bytes]]) -> 
         loop.add_signal_handler(sig, stop.set)
 
     tasks_port = _port(env["TASKS_EMULATOR_HOST"])
+    evolution = orjson.loads(SAMPLE_EVOLUTION_PROPERTY.read_bytes())["whatsapp"]
     services = (  # (module, the port it serves, its arguments)
         ("tasks_emulator", tasks_port, ["--certs-port", _port(env["OIDC_CERTS_URL"])]),
         ("fake_stripe", _port(env["STRIPE_API_BASE"]), ["--api-key", env["STRIPE_SECRET_KEY"]]),
@@ -111,6 +116,11 @@ async def _run(env: dict[str, str], children: list[subprocess.Popen[bytes]]) -> 
             "fake_graph",
             _port(env["WHATSAPP_API_BASE"]),
             ["--access-token", env["WHATSAPP_ACCESS_TOKEN"]],
+        ),
+        (
+            "fake_evolution",
+            _port(evolution["api_base"]),
+            ["--instance", evolution["instance"], "--api-key", evolution["api_key"]],
         ),
     )
     started = [
@@ -162,7 +172,11 @@ def run_stack() -> int:
             env["DATABASE_URL"] = database.url("hotelly")
             LOCAL_DATABASE_URL.write_text(env["DATABASE_URL"] + "\n")
             log.info("local_postgres_started", extra={"port": database.port})
-        for step in (["migrate"], ["property", "import", str(SAMPLE_PROPERTY)]):
+        for step in (
+            ["migrate"],
+            ["property", "import", str(SAMPLE_PROPERTY)],
+            ["property", "import", str(SAMPLE_EVOLUTION_PROPERTY)],
+        ):
             if subprocess.run([sys.executable, "-m", "app", *step], env=env).returncode != 0:
                 log.error("stack_setup_failed", extra={"step": step[0]})
                 return 1

@@ -21,17 +21,20 @@ import pytest
 import stripe
 
 from app import db
+from app.dev.fake_evolution import FakeEvolution
 from app.dev.fake_graph import FakeGraph, signature
 from app.dev.fake_stripe import FakeStripe
 from app.dev.postgres import free_port
 from app.dev.tasks_emulator import TasksEmulator
 from app.inventory.holds import HoldRequest
+from app.inventory.setup import PropertySpec, RoomTypeSpec, import_property
 from app.inventory.stay import Stay
 from app.payments.booking import Booking, hold_and_checkout
 from app.payments.stripe_api import open_stripe
+from app.pii import pii_keys
 from app.settings import Secret, Settings
 from app.tasks.queue import TaskQueue, queue_config
-from tests.inventory.conftest import Calendar, make_calendar
+from tests.inventory.conftest import START, Calendar, make_calendar
 from tests.support import serve_app
 
 SERVICE_ACCOUNT = "tasks@hotelly-test.iam.gserviceaccount.com"
@@ -180,3 +183,43 @@ def all_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixt
     finally:
         for logger in attached:
             logger.removeHandler(caplog.handler)
+
+
+# ---- an inn on an Evolution API gateway ---------------------------------------------
+
+INSTANCE = "pousada-teste"
+SECRET = "evolution-webhook-secret"
+API_KEY = "evolution-instance-key"
+
+
+def evolution_spec(api_base: str) -> PropertySpec:
+    return PropertySpec(
+        code="evo-inn",
+        name="Pousada Evo",
+        timezone="America/Sao_Paulo",
+        currency="BRL",
+        whatsapp={
+            "provider": "evolution",
+            "instance": INSTANCE,
+            "api_base": api_base,
+            "webhook_secret": SECRET,
+            "api_key": API_KEY,
+        },
+        room_types=(RoomTypeSpec("std", "Std", 2, 1, 30000),),
+        overrides=(),
+        start=START,
+        end=START + dt.timedelta(days=9),
+    )
+
+
+@pytest.fixture
+async def gateway(stack: Stack) -> AsyncIterator[FakeEvolution]:
+    fake = FakeEvolution(free_port(), INSTANCE, API_KEY)
+    await fake.start()
+    spec = evolution_spec(fake.base_url)
+    async with stack.pool.acquire() as conn:
+        await import_property(conn, spec, pii=pii_keys(stack.settings))
+    try:
+        yield fake
+    finally:
+        await fake.stop()

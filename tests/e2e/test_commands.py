@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from app.dev.fake_evolution import FakeEvolution
 from app.dev.fake_graph import inbound_envelope
 from app.dev.fake_stripe import CUSTOMER, event
 from tests.e2e.conftest import (
@@ -235,3 +236,25 @@ async def test_reprocess_answers_a_whatsapp_message_whose_task_was_lost(stack: S
     await eventually(answered)
     code, again = await _cli(stack, "ops", "reprocess", "--source", "whatsapp")
     assert again["reprocessed"] == 0 and len(stack.graph.sent) == 1
+
+
+async def test_dev_whatsapp_posts_as_an_evolution_gateway(
+    stack: Stack, gateway: FakeEvolution
+) -> None:
+    """`dev whatsapp --provider evolution` posts the instance's event with its secret; the
+    reply goes back through the gateway, and `dev transcript` shows both."""
+    phone = "+5511944443333"
+    args = ["dev", "whatsapp", "--provider", "evolution", "--property", "evo-inn"]
+    code, posted = await _cli(stack, *args, "--from", phone, "oi")
+    assert code == 0 and posted["webhook_status"] == 200
+
+    async def replied() -> bool:
+        return any(m["to"] == "5511944443333" for m in gateway.sent)
+
+    await eventually(replied)
+    code, out = await _cli_output(stack, "dev", "transcript", "--from", phone)
+    assert code == 0 and orjson.loads(out.strip().splitlines()[-1])["outbound"] == 1
+    code, refused = await _cli(
+        stack, "dev", "whatsapp", "--property", "evo-inn", "--from", phone, "x"
+    )
+    assert code == 1 and refused["error"] == "bad_request"  # that inn is not on Meta

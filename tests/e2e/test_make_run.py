@@ -26,6 +26,7 @@ from app.dev.postgres import free_port
 from tests.support import ROOT, app_env, eventually
 
 PHONE = "+5511977776666"
+EVO_PHONE = "+5511922221111"
 TEXTS = ("Olá, tem quarto de {checkin} a {checkout} para 2 pessoas?", "quero o 1")
 
 
@@ -101,9 +102,9 @@ def _cli(env: dict[str, str], *args: str) -> tuple[int, list[str]]:
     return result.returncode, result.stdout.strip().splitlines()
 
 
-def _transcript(env: dict[str, str], outbound: int) -> list[str]:
+def _transcript(env: dict[str, str], outbound: int, phone: str = PHONE) -> list[str]:
     async def enough() -> list[str]:
-        code, lines = await asyncio.to_thread(_cli, env, "dev", "transcript", "--from", PHONE)
+        code, lines = await asyncio.to_thread(_cli, env, "dev", "transcript", "--from", phone)
         assert code == 0
         return lines if orjson.loads(lines[-1])["outbound"] >= outbound else []
 
@@ -134,6 +135,11 @@ def test_a_guest_books_through_make_run(stack_env: dict[str, str], tmp_path: Pat
         lines = _transcript(stack_env, 3)
         assert orjson.loads(lines[-1]) == {"messages": 5, "inbound": 2, "outbound": 3}
 
+        # The second sample inn is on an Evolution gateway (a local fake).
+        evolution = ["dev", "whatsapp", "--provider", "evolution", "--from", EVO_PHONE]
+        assert _cli(stack_env, *evolution, said[0])[0] == 0
+        assert " out " in _transcript(stack_env, 1, EVO_PHONE)[1]
+
     async def reservation_code() -> str:
         conn = await asyncpg.connect(stack_env["DATABASE_URL"])
         try:
@@ -145,5 +151,5 @@ def test_a_guest_books_through_make_run(stack_env: dict[str, str], tmp_path: Pat
 
     output = log_path.read_text(errors="replace")
     assert "stack_up" in output and "http_request" in output  # the stack did log
-    for secret in (PHONE, PHONE.lstrip("+"), PHONE[-8:], *said):
+    for secret in (PHONE, PHONE.lstrip("+"), PHONE[-8:], EVO_PHONE.lstrip("+"), *said):
         assert secret not in output, secret

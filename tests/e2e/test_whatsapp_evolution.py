@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -15,51 +14,14 @@ import pytest
 
 from app.dev.fake_evolution import FakeEvolution, upsert_event
 from app.dev.fake_stripe import event
-from app.dev.postgres import free_port
-from app.inventory.setup import PropertySpec, RoomTypeSpec, import_property
+from app.inventory.setup import import_property
 from app.pii import pii_keys
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import API_KEY, INSTANCE, SECRET, Stack, evolution_spec
 from tests.e2e.test_whatsapp_flow import _settled
 from tests.inventory.conftest import START
 from tests.support import eventually
 
-INSTANCE = "pousada-teste"
-SECRET = "evolution-webhook-secret"
-API_KEY = "evolution-instance-key"
 GUEST = "5511955554444"
-
-
-def _spec(api_base: str) -> PropertySpec:
-    return PropertySpec(
-        code="evo-inn",
-        name="Pousada Evo",
-        timezone="America/Sao_Paulo",
-        currency="BRL",
-        whatsapp={
-            "provider": "evolution",
-            "instance": INSTANCE,
-            "api_base": api_base,
-            "webhook_secret": SECRET,
-            "api_key": API_KEY,
-        },
-        room_types=(RoomTypeSpec("std", "Std", 2, 1, 30000),),
-        overrides=(),
-        start=START,
-        end=START + dt.timedelta(days=9),
-    )
-
-
-@pytest.fixture
-async def gateway(stack: Stack) -> AsyncIterator[FakeEvolution]:
-    fake = FakeEvolution(free_port(), INSTANCE, API_KEY)
-    await fake.start()
-    spec = _spec(fake.base_url)
-    async with stack.pool.acquire() as conn:
-        await import_property(conn, spec, pii=pii_keys(stack.settings))
-    try:
-        yield fake
-    finally:
-        await fake.stop()
 
 
 async def post(stack: Stack, payload: dict[str, Any], secret: str | None = SECRET) -> int:
@@ -161,5 +123,5 @@ async def test_credentials_are_stored_sealed_and_reimport_writes_nothing(
     assert SECRET not in settings and API_KEY not in settings
     version = await stack.pool.fetchval("SELECT xmin::text FROM properties")
     async with stack.pool.acquire() as conn:  # the same file again: the seals are kept
-        await import_property(conn, _spec(gateway.base_url), pii=pii_keys(stack.settings))
+        await import_property(conn, evolution_spec(gateway.base_url), pii=pii_keys(stack.settings))
     assert await stack.pool.fetchval("SELECT xmin::text FROM properties") == version
