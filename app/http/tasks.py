@@ -124,23 +124,28 @@ async def whatsapp_send(request: Request) -> JSONResponse:
     return _done(await deliver(d.pool, d.pii, d.graph, token, message_id))
 
 
-@task_endpoint
-async def conversation_notify(request: Request) -> JSONResponse:
-    d = deps(request)
+async def _outbox_id(request: Request) -> int | None:
     body = await _body(request)
     outbox_id = body.get("outbox_id") if body else None
     if not isinstance(outbox_id, int) or isinstance(outbox_id, bool):
-        return _done("malformed_task")
+        return None
     annotate_request(outbox_id=outbox_id)
+    return outbox_id
+
+
+@task_endpoint
+async def conversation_notify(request: Request) -> JSONResponse:
+    d = deps(request)
+    outbox_id = await _outbox_id(request)
+    if outbox_id is None:
+        return _done("malformed_task")
     return _done(await notify_guest(_services(d), d.pii, outbox_id))
 
 
 @task_endpoint
 async def staff_notify(request: Request) -> JSONResponse:
     d = deps(request)
-    body = await _body(request)
-    outbox_id = body.get("outbox_id") if body else None
-    if not isinstance(outbox_id, int) or isinstance(outbox_id, bool):
+    outbox_id = await _outbox_id(request)
+    if outbox_id is None:
         return _done("malformed_task")
-    annotate_request(outbox_id=outbox_id)
     return _done(await notify_staff(_services(d), d.pii, outbox_id))

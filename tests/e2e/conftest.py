@@ -86,6 +86,27 @@ class Stack:
             return await http.post("/webhooks/whatsapp/meta", content=body, headers=sent)
 
 
+# Where a guest's or staff member's details could land if they leaked.
+_SCANNED = (
+    "processed_events",
+    "outbox_events",
+    "conversations",
+    "contacts",
+    "messages",
+    "holds",
+    "properties",
+    "payments",
+    "reservations",
+)
+_SUBQUERIES = [f"(SELECT string_agg(t::text, ' ') FROM {table} t)" for table in _SCANNED]  # noqa: S608
+_ROWS_AS_TEXT = f"SELECT concat_ws(' ', {', '.join(_SUBQUERIES)})"
+
+
+async def rows_as_text(stack: Stack) -> str:
+    """Every row of every table a PII scan searches, as Postgres prints it."""
+    return str(await stack.pool.fetchval(_ROWS_AS_TEXT))
+
+
 async def calendar(stack: Stack, units: int = 2) -> Calendar:
     """A pousada with one room type 'std' (2 guests, ``units`` rooms, R$300) for 10 nights."""
     async with stack.pool.acquire() as conn:

@@ -16,7 +16,7 @@ from app.dev.fake_graph import inbound_envelope
 from app.dev.fake_stripe import event
 from app.inventory.holds import expire_due_holds
 from app.tasks.outbox import relay
-from tests.e2e.conftest import Stack, calendar
+from tests.e2e.conftest import Stack, calendar, rows_as_text
 from tests.inventory.conftest import Calendar, make_calendar
 from tests.support import eventually
 
@@ -277,15 +277,7 @@ async def test_no_guest_data_in_logs_rows_or_tasks(
     assert any("whatsapp_message_answered" in line for line in logged)
     out, err = capfd.readouterr()
     bodies = [t.http_request.body.decode() for t in stack.emulator.tasks.values()]
-    rows = await stack.pool.fetchval(
-        "SELECT concat_ws(' ',"
-        " (SELECT string_agg(t::text, ' ') FROM processed_events t),"
-        " (SELECT string_agg(t::text, ' ') FROM outbox_events t),"
-        " (SELECT string_agg(t::text, ' ') FROM conversations t),"
-        " (SELECT string_agg(t::text, ' ') FROM contacts t),"
-        " (SELECT string_agg(t::text, ' ') FROM messages t),"
-        " (SELECT string_agg(t::text, ' ') FROM holds t))"
-    )
+    rows = await rows_as_text(stack)
     for place in [*logged, out, err, *bodies, rows]:
         for secret in forbidden:
             assert secret not in place

@@ -12,7 +12,7 @@ from app.dev.fake_graph import inbound_envelope
 from app.dev.fake_stripe import event
 from app.inventory.setup import PropertySpec, RoomTypeSpec, import_property
 from app.pii import pii_keys
-from tests.e2e.conftest import Stack
+from tests.e2e.conftest import Stack, rows_as_text
 from tests.e2e.test_whatsapp_flow import GUEST, _pay, _settled, replies, say
 from tests.inventory.conftest import START
 from tests.support import eventually
@@ -222,15 +222,7 @@ async def test_no_guest_or_staff_number_in_logs_or_tasks(
     logged = [f"{JsonFormatter().format(r)} {vars(r)!r}" for r in all_logs.records]
     out, err = capfd.readouterr()
     bodies = [t.http_request.body.decode() for t in stack.emulator.tasks.values()]
-    rows = await stack.pool.fetchval(
-        "SELECT concat_ws(' ',"
-        " (SELECT string_agg(t::text, ' ') FROM processed_events t),"
-        " (SELECT string_agg(t::text, ' ') FROM outbox_events t),"
-        " (SELECT string_agg(t::text, ' ') FROM conversations t),"
-        " (SELECT string_agg(t::text, ' ') FROM contacts t),"
-        " (SELECT string_agg(t::text, ' ') FROM messages t),"
-        " (SELECT string_agg(t::text, ' ') FROM properties t))"
-    )
+    rows = await rows_as_text(stack)
     for place in [*logged, out, err, *bodies, rows]:
         for secret in [*numbers, *said]:
             assert secret not in place
