@@ -38,7 +38,7 @@ def parse_event(body: bytes) -> Event:
     if not isinstance(payload, dict):
         raise BadRequest("event must be a JSON object")
     instance = payload.get("instance")
-    if not isinstance(instance, str) or not instance or len(instance) > 100:
+    if not isinstance(instance, str) or not instance or len(instance) > 100 or "\x00" in instance:
         raise BadRequest("event has no instance")
     name = str(payload.get("event", "")).upper().replace(".", "_")
     data = payload.get("data")
@@ -51,7 +51,12 @@ def parse_event(body: bytes) -> Event:
     message_id = key.get("id")
     if not isinstance(jid, str) or not jid.endswith("@s.whatsapp.net"):
         return Event(instance, None)  # groups and broadcasts are not guests
-    if not isinstance(message_id, str) or not message_id or len(message_id) > 255:
+    if (
+        not isinstance(message_id, str)
+        or not message_id
+        or len(message_id) > 255
+        or "\x00" in message_id + jid
+    ):
         raise BadRequest("message has no id")
     content = data.get("message")
     text: Any = None
@@ -66,8 +71,8 @@ def parse_event(body: bytes) -> Event:
             phone_number_id=instance,
             message_id=message_id,
             sender=jid.split("@", 1)[0],
-            kind="text" if isinstance(text, str) else str(data.get("messageType", "unknown"))[:32],
-            text=text[:MAX_TEXT] if isinstance(text, str) else "",
+            kind="text" if isinstance(text, str) else "other",
+            text=text[:MAX_TEXT].replace("\x00", "") if isinstance(text, str) else "",
         ),
     )
 

@@ -55,7 +55,8 @@ def verify_signature(body: bytes, header: str | None, app_secret: str) -> None:
     if not header or not header.startswith("sha256="):
         raise Unauthorized("missing or malformed X-Hub-Signature-256")
     expected = hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, header.removeprefix("sha256=").strip().lower()):
+    given = header.removeprefix("sha256=").strip().lower().encode()  # any bytes, no TypeError
+    if not hmac.compare_digest(expected.encode(), given):
         raise Unauthorized("invalid X-Hub-Signature-256")
 
 
@@ -73,7 +74,7 @@ def _text_of(message: dict[str, Any]) -> str:
         text = chosen.get("title") if isinstance(chosen, dict) else None
     else:
         text = None
-    return text[:MAX_TEXT] if isinstance(text, str) else ""
+    return text[:MAX_TEXT].replace("\x00", "") if isinstance(text, str) else ""
 
 
 def _list(value: Any, what: str) -> list[Any]:
@@ -85,8 +86,9 @@ def _list(value: Any, what: str) -> list[Any]:
 
 
 def _id(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not value or len(value) > 255:
-        raise BadRequest(f"{what} is missing")
+    # NUL is valid JSON but no Postgres text can hold it.
+    if not isinstance(value, str) or not value or len(value) > 255 or "\x00" in value:
+        raise BadRequest(f"{what} is missing or invalid")
     return value
 
 
@@ -122,7 +124,7 @@ def parse_envelope(body: bytes) -> Envelope:
                         phone_number_id=number_id,
                         message_id=_id(message.get("id"), "message id"),
                         sender=_id(message.get("from"), "message sender"),
-                        kind=str(message.get("type") or "unknown")[:32],
+                        kind=str(message.get("type") or "unknown")[:32].replace("\x00", ""),
                         text=_text_of(message),
                     )
                 )
@@ -138,7 +140,7 @@ def parse_envelope(body: bytes) -> Envelope:
                     StatusUpdate(
                         message_id=_id(status.get("id"), "status id"),
                         status=_id(status.get("status"), "status"),
-                        error_code=str(code)[:32] if code is not None else None,
+                        error_code=str(code)[:32].replace("\x00", "") if code is not None else None,
                     )
                 )
     return Envelope(tuple(messages), tuple(statuses))

@@ -48,7 +48,7 @@ def verify_event(payload: bytes, header: str | None, secret: str) -> dict[str, A
         raise BadRequest("event must be a JSON object")
     for key in ("id", "type"):
         value = event.get(key)
-        if not isinstance(value, str) or not value or len(value) > 255:
+        if not isinstance(value, str) or not value or len(value) > 255 or "\x00" in value:
             raise BadRequest(f"event has no valid {key}")
     return event
 
@@ -72,6 +72,6 @@ def worker_details(event: dict[str, Any]) -> dict[str, Any]:
     return {
         key: value
         for key, value in candidates.items()
-        if (isinstance(value, str) and len(value) <= 255)
+        if (isinstance(value, str) and len(value) <= 255 and "\x00" not in value)
         or (isinstance(value, int) and not isinstance(value, bool))
     }
