@@ -127,6 +127,11 @@ _GREETING = _words(
     r"good afternoon|good evening"
 )
 _CANCEL = re.compile(r"\bcancel")
+# "qual a política de cancelamento?" asks about cancelling; it does not cancel.
+_ASKS_ABOUT = _words(r"politica|policy|regras|condicoes|condiciones|como funciona|how does")
+# "ok, obrigado" closes a chat; only a word like these turns thanks into a "yes".
+_THANKS = _words(r"obrigad[oa]|valeu|gracias|thanks|thank you")
+_STRONG_CONFIRM = _words(r"sim|si|yes|pode reservar|reservar|book it|confirm\w*|fechado")
 _LEXICON_WORDS = {
     "pt": (
         "voce voces vc vcs quero tem temos pessoas pessoa noites noite nao sim obrigado "
@@ -331,13 +336,18 @@ def understand(text: str, today: dt.date, room_names: Sequence[str] = ()) -> Und
 
     if _HUMAN.search(normalized):
         intent = "human"
-    elif _CANCEL.search(normalized):
+    elif _CANCEL.search(normalized) and not _ASKS_ABOUT.search(normalized):
         intent = "cancel"
     elif option is not None:
         intent = "confirm"
     elif dates or nights:
         intent = "availability"
-    elif _CONFIRM.search(normalized) and guests is None:
+    elif (
+        _CONFIRM.search(normalized)
+        and guests is None
+        and not (_THANKS.search(normalized) and not _STRONG_CONFIRM.search(normalized))
+        and not _CANCEL.search(normalized)
+    ):
         intent = "confirm"
     elif _PRICE.search(normalized):
         intent = "price"

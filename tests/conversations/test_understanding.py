@@ -158,6 +158,10 @@ INTENTS = [
     ("Tem vaga em janeiro?", "availability", "pt", None),
     ("obrigado!", "unknown", "pt", None),
     ("👍", "unknown", None, None),
+    # Found by review: neither may cancel a hold or book a room.
+    ("qual a política de cancelamento?", "unknown", "pt", None),
+    ("ok obrigado", "unknown", "pt", None),
+    ("sim, obrigado!", "confirm", "pt", None),
 ]
 
 
