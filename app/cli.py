@@ -23,6 +23,7 @@ from dotenv import load_dotenv
 
 from app import db
 from app.errors import AppError, BadRequest
+from app.local import beside_make_run, local_environment
 from app.logging import configure_logging
 from app.settings import ConfigError, Settings, load_settings
 
@@ -288,9 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     if run_raw is not None:
         return run_raw(args)
     env = None
-    if args.command == "dev":
-        from app.dev.stack import local_environment
-
+    if args.command == "dev" or (args.command != "serve" and beside_make_run()):
         env = local_environment()  # the same services and database as make run
     try:
         settings = load_settings(env, require_role=getattr(args, "require_role", False))

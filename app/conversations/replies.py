@@ -1,12 +1,14 @@
 """What the bot says, in the guest's language (pt-BR, es, en).
 
-Every reply is a template with named fields; ``render`` fills it. Money is integer cents,
-shown in the inn's currency with the language's separators.
+Every reply is a template with named fields; ``render`` fills it. A count that meets a noun
+is written ``{nights:night}`` and comes out as "1 noite" or "3 noites", in the reply's
+language. Money is integer cents, shown in the inn's currency with the language's separators.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import string
 
 LANGUAGES = ("pt", "es", "en")
 DEFAULT_LANGUAGE = "pt"
@@ -34,11 +36,11 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "en": "From {checkin} to {checkout}. How many guests?",
     },
     "quote": {
-        "pt": "Para {guests} pessoa(s), de {checkin} a {checkout} ({nights} noite(s)):\n"
+        "pt": "Para {guests:person}, de {checkin} a {checkout} ({nights:night}):\n"
         "{options}\nResponda com o número ou o nome do quarto para reservar.",
-        "es": "Para {guests} persona(s), del {checkin} al {checkout} ({nights} noche(s)):\n"
+        "es": "Para {guests:person}, del {checkin} al {checkout} ({nights:night}):\n"
         "{options}\nResponda con el número o el nombre de la habitación para reservar.",
-        "en": "For {guests} guest(s), {checkin} to {checkout} ({nights} night(s)):\n"
+        "en": "For {guests:person}, {checkin} to {checkout} ({nights:night}):\n"
         "{options}\nReply with the number or the room's name to book.",
     },
     "quote_line": {
@@ -47,10 +49,9 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "en": "{n}. {room}: {nightly} per night, {total} in total",
     },
     "unavailable": {
-        "pt": "Não temos quartos livres para {guests} pessoa(s) de {checkin} a {checkout}.",
-        "es": "No tenemos habitaciones libres para {guests} persona(s) del {checkin} al "
-        "{checkout}.",
-        "en": "We have no rooms for {guests} guest(s) from {checkin} to {checkout}.",
+        "pt": "Não temos quartos livres para {guests:person} de {checkin} a {checkout}.",
+        "es": "No tenemos habitaciones libres para {guests:person} del {checkin} al {checkout}.",
+        "en": "We have no rooms for {guests:person} from {checkin} to {checkout}.",
     },
     "alternatives": {
         "pt": " Datas próximas com vaga:\n{dates}\nQuer alguma delas? Mande as datas.",
@@ -63,10 +64,10 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "en": " Would you like to try other dates?",
     },
     "too_many_guests": {
-        "pt": "Nossos quartos recebem até {most} pessoas. Para grupos maiores, fale com a pousada.",
-        "es": "Nuestras habitaciones reciben hasta {most} personas. Para grupos más grandes, "
+        "pt": "Nossos quartos recebem até {most:person}. Para grupos maiores, fale com a pousada.",
+        "es": "Nuestras habitaciones reciben hasta {most:person}. Para grupos más grandes, "
         "hable con la posada.",
-        "en": "Our rooms host up to {most} guests. For larger groups, please contact the inn.",
+        "en": "Our rooms host up to {most:person}. For larger groups, please contact the inn.",
     },
     "bad_dates": {
         "pt": "Não consegui usar essas datas ({problem}). Pode mandar de novo? Ex.: de 10/12 "
@@ -179,9 +180,43 @@ TEMPLATES: dict[str, dict[str, str]] = {
 }
 
 
+# Nouns a count meets in a reply: (singular, plural) per language.
+NOUNS: dict[str, dict[str, tuple[str, str]]] = {
+    "person": {
+        "pt": ("pessoa", "pessoas"),
+        "es": ("persona", "personas"),
+        "en": ("guest", "guests"),
+    },
+    "night": {"pt": ("noite", "noites"), "es": ("noche", "noches"), "en": ("night", "nights")},
+}
+
+
+def count(n: int, noun: str, language: str) -> str:
+    """``n`` with ``noun`` in the right number: "1 noite", "3 noites", "2 nights"."""
+    singular, plural = NOUNS[noun][language if language in LANGUAGES else DEFAULT_LANGUAGE]
+    return f"{n} {singular if n == 1 else plural}"
+
+
+class _Counting(string.Formatter):
+    """str.format, where a field whose format spec names a noun is counted in the language."""
+
+    def __init__(self, language: str) -> None:
+        self.language = language
+
+    def format_field(self, value: object, format_spec: str) -> str:
+        if format_spec in NOUNS:
+            return count(int(value), format_spec, self.language)  # type: ignore[call-overload]
+        return str(super().format_field(value, format_spec))
+
+
+def fill(template: str, language: str, **fields: object) -> str:
+    """Fill ``template`` as ``render`` does, for texts kept elsewhere (the staff's)."""
+    return _Counting(language).format(template, **fields)
+
+
 def render(key: str, language: str, **fields: object) -> str:
     lang = language if language in LANGUAGES else DEFAULT_LANGUAGE
-    return TEMPLATES[key][lang].format(**fields)
+    return fill(TEMPLATES[key][lang], lang, **fields)
 
 
 def money(cents: int, currency: str, language: str) -> str:

@@ -27,7 +27,8 @@ STAFF_TEMPLATE = {"kind": "staff_notice", "parameters": []}
 LEASE_SECONDS = 60
 
 TEMPLATES = {
-    "reservation.confirmed": "Nova reserva {code}: {rooms}, {checkin} a {checkout}, total {total}.",
+    "reservation.confirmed": "Nova reserva {code}: {rooms}, {checkin} a {checkout} "
+    "({nights:night}), {guests:person}, total {total}.",
     "payment": "Pagamento para revisão ({kind}): recebido {amount}, esperado {expected} "
     "(pagamento {payment_id}). Veja o runbook: ops payments-without-reservation.",
     "handoff.asked": "O hóspede {phone} pediu para falar com uma pessoa (conversa {ref}).",
@@ -58,11 +59,15 @@ async def _text(
         )
         if row is None:
             return None
-        return TEMPLATES[event_type].format(
+        return replies.fill(
+            TEMPLATES[event_type],
+            STAFF_LANGUAGE,
             code=row["code"],
             rooms=row["rooms"],
             checkin=replies.day(row["checkin"], STAFF_LANGUAGE),
             checkout=replies.day(row["checkout"], STAFF_LANGUAGE),
+            nights=(row["checkout"] - row["checkin"]).days,
+            guests=row["guests"],
             total=money(row["total_cents"], row["currency"], STAFF_LANGUAGE),
         )
     if event_type.startswith("payment."):

@@ -22,37 +22,23 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import orjson
-from dotenv import dotenv_values
 
 from app.dev.postgres import LocalPostgres, _die_with_parent, start_postgres
 from app.errors import Unavailable
+from app.local import ROOT, database_url_file, local_dir, local_environment
 from app.logging import configure_logging
 from app.settings import load_settings
 from app.tasks.queue import TaskQueue, queue_config
 
 log = logging.getLogger("app.dev.stack")
 
-ROOT = Path(__file__).resolve().parents[2]
-LOCAL_DIR = ROOT / ".local"
-LOCAL_DATABASE_URL = LOCAL_DIR / "database_url"
 SAMPLE_PROPERTY = ROOT / "docs" / "examples" / "property.json"
 # A second inn, on an Evolution API gateway (a local fake at its api_base).
 SAMPLE_EVOLUTION_PROPERTY = ROOT / "docs" / "examples" / "property-evolution.json"
 # Production's scheduler runs every few minutes; locally, often enough to watch.
 SCHEDULE_EVERY_SECONDS = 5
-
-
-def local_environment() -> dict[str, str]:
-    """The environment of make run and of `dev` commands: .env.example's values, the
-    database make run started (if it runs one), then the real environment on top."""
-    defaults = {k: v for k, v in dotenv_values(ROOT / ".env.example").items() if v is not None}
-    defaults.pop("DATABASE_URL", None)  # unset means: start our own Postgres
-    if LOCAL_DATABASE_URL.is_file():
-        defaults["DATABASE_URL"] = LOCAL_DATABASE_URL.read_text().strip()
-    return {**defaults, **os.environ}
 
 
 def _port(address: str) -> str:
@@ -165,13 +151,15 @@ def run_stack() -> int:
     database: LocalPostgres | None = None
     children: list[subprocess.Popen[bytes]] = []
     try:
+        here = local_dir()
+        here.mkdir(mode=0o755, parents=True, exist_ok=True)
         if not env.get("DATABASE_URL"):
-            LOCAL_DIR.mkdir(mode=0o755, exist_ok=True)
-            LOCAL_DIR.chmod(0o755)  # the server runs unprivileged and must reach its datadir
-            database = start_postgres(LOCAL_DIR / "pg", log_file=LOCAL_DIR / "postgres.log")
+            here.chmod(0o755)  # the server runs unprivileged and must reach its datadir
+            database = start_postgres(here / "pg", log_file=here / "postgres.log")
             env["DATABASE_URL"] = database.url("hotelly")
-            LOCAL_DATABASE_URL.write_text(env["DATABASE_URL"] + "\n")
             log.info("local_postgres_started", extra={"port": database.port})
+        # Commands in another terminal find this database without configuration.
+        database_url_file().write_text(env["DATABASE_URL"] + "\n")
         for step in (
             ["migrate"],
             ["property", "import", str(SAMPLE_PROPERTY)],
@@ -185,5 +173,5 @@ def run_stack() -> int:
         _stop_all(children)
         if database is not None:
             database.stop()
-            LOCAL_DATABASE_URL.unlink(missing_ok=True)
+        database_url_file().unlink(missing_ok=True)
         log.info("stack_down")

@@ -87,7 +87,8 @@ SELECT k.phone_encrypted, c.context, c.language
 FROM conversations c JOIN contacts k ON k.contact_hash = c.contact_hash WHERE c.id = $1
 
 -- reservation_summary --
-SELECT r.code, r.checkin, r.checkout, r.total_cents, r.currency,
+-- What the staff's "new reservation" notice says: code, dates, party, total, room names.
+SELECT r.code, r.checkin, r.checkout, r.guests, r.total_cents, r.currency,
        (SELECT string_agg(DISTINCT rt.name, ', ') FROM hold_nights n
         JOIN room_types rt ON rt.id = n.room_type_id WHERE n.hold_id = r.hold_id) AS rooms
 FROM reservations r WHERE r.id = $1

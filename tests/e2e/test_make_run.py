@@ -30,15 +30,15 @@ EVO_PHONE = "+5511922221111"
 TEXTS = ("Olá, tem quarto de {checkin} a {checkout} para 2 pessoas?", "quero o 1")
 
 
-@pytest.fixture
-def stack_env(db_url: str) -> dict[str, str]:
+def ports_env(**values: str) -> dict[str, str]:
+    """A clean environment giving make run's processes free ports; everything else comes
+    from .env.example, as for a person running `make run`."""
     ports = {
         name: free_port() for name in ("public", "worker", "tasks", "certs", "stripe", "graph")
     }
     worker_url = f"http://127.0.0.1:{ports['worker']}"
-    # Everything else comes from .env.example, as for a person running `make run`.
     return app_env(
-        DATABASE_URL=db_url,
+        **values,
         PUBLIC_PORT=str(ports["public"]),
         WORKER_PORT=str(ports["worker"]),
         PUBLIC_URL=f"http://127.0.0.1:{ports['public']}",
@@ -49,6 +49,11 @@ def stack_env(db_url: str) -> dict[str, str]:
         STRIPE_API_BASE=f"http://127.0.0.1:{ports['stripe']}",
         WHATSAPP_API_BASE=f"http://127.0.0.1:{ports['graph']}/v21.0",
     )
+
+
+@pytest.fixture
+def stack_env(db_url: str) -> dict[str, str]:
+    return ports_env(DATABASE_URL=db_url)
 
 
 @contextlib.contextmanager

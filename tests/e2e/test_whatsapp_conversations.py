@@ -210,7 +210,7 @@ SCRIPTS = [
         confirm="quero o 1",
         nights=2,
         greeted="Olá! Aqui é o atendimento da Pousada Teste.",
-        quoted="Para 2 pessoa(s), de 05/03/2031 a 07/03/2031 (2 noite(s)):",
+        quoted="Para 2 pessoas, de 05/03/2031 a 07/03/2031 (2 noites):",
         line="1. Std: R$ 300,00 por noite, total R$ 600,00",
         held="Pré-reserva feita: Std, 05/03/2031 a 07/03/2031, total R$ 600,00.",
         deadline="até %d/%m às %H:%M (horário da pousada)",
@@ -377,7 +377,7 @@ async def test_stop_sell_dates_get_nearby_alternatives(stack: Stack) -> None:
     )
     answer = await ask(stack, guest, "Tem quarto de 10/03/2031 a 12/03/2031 para 2 pessoas?")
     assert answer.startswith(
-        "Não temos quartos livres para 2 pessoa(s) de 10/03/2031 a 12/03/2031."
+        "Não temos quartos livres para 2 pessoas de 10/03/2031 a 12/03/2031."
     ), answer
     listed = [line for line in answer.splitlines() if line.startswith("- ")]
     assert listed == [
@@ -428,7 +428,7 @@ async def test_missing_dates_and_guests_are_asked_for(stack: Stack) -> None:
     }
 
     quote = await ask(stack, guest, "2")
-    assert "Para 2 pessoa(s), de 05/03/2031 a 07/03/2031 (2 noite(s)):" in quote, quote
+    assert "Para 2 pessoas, de 05/03/2031 a 07/03/2031 (2 noites):" in quote, quote
     assert "1. Std: R$ 300,00 por noite, total R$ 600,00" in quote, quote
     assert (await conversation(stack))["state"] == "quoted"
     assert await stack.pool.fetchval("SELECT count(*) FROM holds") == 0
