@@ -226,7 +226,7 @@ SCRIPTS = [
         confirm="sí, reservar",
         nights=3,
         greeted="¡Hola! Somos Pousada Teste.",
-        quoted="Para 2 persona(s), del 05/03/2031 al 08/03/2031 (3 noche(s)):",
+        quoted="Para 2 personas, del 05/03/2031 al 08/03/2031 (3 noches):",
         line="1. Std: R$ 300,00 por noche, total R$ 900,00",
         held="Pre-reserva hecha: Std, del 05/03/2031 al 08/03/2031, total R$ 900,00.",
         deadline="hasta el %d/%m a las %H:%M (hora de la posada)",
@@ -242,7 +242,7 @@ SCRIPTS = [
         confirm="yes please book it",
         nights=2,
         greeted="Hi! This is Pousada Teste.",
-        quoted="For 2 guest(s), March 5, 2031 to March 7, 2031 (2 night(s)):",
+        quoted="For 2 guests, March 5, 2031 to March 7, 2031 (2 nights):",
         line="1. Std: R$ 300.00 per night, R$ 600.00 in total",
         held="Your room is held: Std, March 5, 2031 to March 7, 2031, R$ 600.00 in total.",
         deadline="by %m/%d at %I:%M %p (the inn's time)",
@@ -746,7 +746,7 @@ async def test_an_english_guest_can_send_back_the_dates_the_bot_offered(stack: S
     assert "- March 8, 2031 → March 10, 2031: R$ 600.00" in answer, answer
     assert "Send the dates" in answer
     quote = await ask(stack, guest, "March 8, 2031 to March 10, 2031 for 2 people")
-    assert "For 2 guest(s), March 8, 2031 to March 10, 2031 (2 night(s)):" in quote, quote
+    assert "For 2 guests, March 8, 2031 to March 10, 2031 (2 nights):" in quote, quote
 
 
 async def test_the_deadline_given_is_when_the_link_stops_working(stack: Stack) -> None:
