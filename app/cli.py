@@ -3,7 +3,8 @@
 A configuration problem prints one line naming the variable and exits 2. A refused
 request (bad input, nothing available, …) exits 1 with a JSON object
 ``{"error": code, "message": …}`` as the last line, never a traceback. Commands
-other than ``serve`` use a single database connection.
+other than ``serve`` use a single database connection, and each run starts a correlation
+id of its own (``cli-…``), carried by every row and task it causes.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dotenv import load_dotenv
 from app import db
 from app.errors import AppError, BadRequest
 from app.local import beside_make_run, local_environment
-from app.logging import configure_logging
+from app.logging import configure_logging, correlation_id
 from app.settings import ConfigError, Settings, load_settings
 
 EXIT_CONFIG = 2
@@ -143,17 +144,40 @@ def _dev_transcript(settings: Settings, args: argparse.Namespace) -> int:
 
 def _ops_expire_stuck(settings: Settings, args: argparse.Namespace) -> int:
     from app.inventory.holds import expire_due_holds
+    from app.tasks.outbox import relaying
+    from app.tasks.queue import TaskQueue, queue_config
 
     async def main() -> list[uuid.UUID]:
-        conn = await db.connect(settings.database_url.reveal())
+        pool = await db.create_pool(settings.database_url.reveal(), 1)
+        queue = TaskQueue(queue_config(settings))
         try:
-            return await expire_due_holds(conn, args.limit)
+            async with relaying(pool, queue), pool.acquire() as conn:  # guests hear of it
+                return await expire_due_holds(conn, args.limit)
         finally:
-            await conn.close()
+            await queue.close()
+            await pool.close()
 
     expired = asyncio.run(main())
     emit({"expired": len(expired), "hold_ids": [str(h) for h in expired]})
     return 0
+
+
+def _ops_outbox_retry(settings: Settings, args: argparse.Namespace) -> int:
+    from app.tasks.outbox import retry_dead
+    from app.tasks.queue import TaskQueue, queue_config
+
+    async def main() -> dict[str, Any]:
+        pool = await db.create_pool(settings.database_url.reveal(), 1)
+        queue = TaskQueue(queue_config(settings))
+        try:
+            return await retry_dead(pool, queue, args.outbox_id)
+        finally:
+            await queue.close()
+            await pool.close()
+
+    result = asyncio.run(main())
+    emit(result)
+    return 0 if result["outcome"] == "enqueued" else 1
 
 
 def _ops_reprocess(settings: Settings, args: argparse.Namespace) -> int:
@@ -238,6 +262,21 @@ def _parser() -> argparse.ArgumentParser:
         run=_with_connection(_ops_check("payments-without-reservation")),
     )
     command(
+        ops,
+        "stale-receipts",
+        "provider events unfinished 10 minutes after their task was enqueued (exit 1 if any)",
+        run=_with_connection(_ops_check("stale-receipts")),
+    )
+    command(
+        ops,
+        "outbox-dead",
+        "outbox rows set aside after their last failed attempt (exit 1 if any)",
+        run=_with_connection(_ops_check("outbox-dead")),
+    )
+    command(
+        ops, "outbox-retry", "give a dead outbox row one more try", run=_ops_outbox_retry
+    ).add_argument("outbox_id", metavar="ID", type=int)
+    command(
         ops, "expire-stuck", "expire overdue holds now (the worker's sweep)", run=_ops_expire_stuck
     ).add_argument("--limit", type=int, default=100)
     reprocess = command(
@@ -299,11 +338,13 @@ def main(argv: list[str] | None = None) -> int:
     # serve logs to stdout (Cloud Logging); other commands keep stdout for their result.
     stream = sys.stdout if args.command == "serve" else sys.stderr
     configure_logging(settings.role, settings.log_level, stream)
+    if args.command != "serve":
+        correlation_id.set(f"cli-{uuid.uuid4().hex}")
     try:
         return int(args.run(settings, args))
     except AppError as exc:
         emit({"error": exc.code, "message": str(exc)})
         return 1
-    except (OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError):
+    except db.UNREACHABLE:
         emit({"error": "database_unreachable", "message": "cannot connect to DATABASE_URL"})
         return 1

@@ -20,6 +20,19 @@ import asyncpg
 import orjson
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+# What the driver raises when the database cannot be reached or went away mid-request: a
+# reason to answer "try again" (503), never a bug's 500.
+UNREACHABLE: tuple[type[Exception], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up
+    asyncpg.InterfaceError,  # the connection is closed
+)
+# A connection attempt that hangs (a partitioned network) fails after this, not 60 s.
+CONNECT_TIMEOUT_SECONDS = 5.0
+# No statement of ours runs for long; one that does is stuck behind a dead database.
+COMMAND_TIMEOUT_SECONDS = 30.0
 _HEADER = re.compile(r"^-- ([a-z0-9_]+) --$", re.MULTILINE)
 
 
@@ -73,6 +86,8 @@ async def create_pool(dsn: str, max_size: int) -> asyncpg.Pool:
         reset=_keep_session,
         # Recycle idle connections so a Cloud SQL failover does not leave dead ones.
         max_inactive_connection_lifetime=300,
+        timeout=CONNECT_TIMEOUT_SECONDS,
+        command_timeout=COMMAND_TIMEOUT_SECONDS,
     )
     assert pool is not None
     return pool

@@ -9,6 +9,7 @@ e-mail, message text, raw payload or secret is ever given to a logger.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from contextvars import ContextVar
 from typing import Any
@@ -24,6 +25,14 @@ trace: ContextVar[str | None] = ContextVar("trace", default=None)
 request_fields: ContextVar[dict[str, Any] | None] = ContextVar("request_fields", default=None)
 
 
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def safe_correlation(value: object) -> str | None:
+    """``value`` if it can serve as a correlation id (short, harmless characters)."""
+    return value if isinstance(value, str) and _SAFE_ID.match(value) else None
+
+
 def annotate_request(**fields: Any) -> None:
     """Add ids or a reason to the current request's access line."""
     current = request_fields.get()
@@ -31,7 +40,7 @@ def annotate_request(**fields: Any) -> None:
         current.update(fields)
 
 
-class _ContextFilter(logging.Filter):
+class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.role = _role
         record.correlation_id = correlation_id.get()
@@ -46,7 +55,7 @@ def configure_logging(role: str | None, level: str = "INFO", stream: Any = None)
     global _role
     _role = role or "-"
     handler = logging.StreamHandler(stream or sys.stdout)
-    handler.addFilter(_ContextFilter())
+    handler.addFilter(ContextFilter())
     handler.setFormatter(
         OrjsonFormatter(
             "{levelname}{message}{name}",

@@ -86,6 +86,10 @@ class Settings:
     # How long the bot stays silent in a conversation handed to the inn's staff, unless a
     # staff member sends "#bot" sooner.
     handoff_timeout_seconds: int = 4 * 3600
+    # A receipt not processed this long after its task was enqueued may have lost it: the
+    # re-drive then asks Cloud Tasks, and enqueues it again if the task is gone. Longer
+    # than a task's usual retries take, so a task merely backing off is rarely looked up.
+    receipt_redrive_seconds: int = 600
 
 
 def _text(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
@@ -209,6 +213,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_role: bool = 
         pii_key=_key(env, "PII_KEY"),
         contact_hash_key=_key(env, "CONTACT_HASH_KEY"),
         handoff_timeout_seconds=_int(env, "HANDOFF_TIMEOUT_SECONDS", 4 * 3600, 60, 7 * 86_400),
+        receipt_redrive_seconds=_int(env, "RECEIPT_REDRIVE_SECONDS", 600, 10, 86_400),
     )
     if role is not None and require_role:
         _require_for_role(settings)

@@ -6,7 +6,7 @@ uvloop, one process, no hypercorn access log), with two endpoints in front of th
 
 * ``POST /bench/floor/<event id>``: reads the body without looking at it, runs the same
   ``insert_receipt`` query as the webhook, then the same ``TaskQueue.enqueue`` (queue
-  ``webhooks``, name ``task_name("stripe", id)``, path ``/tasks/stripe/event``, same
+  ``webhooks``, name ``STRIPE_EVENT.task_name(id)``, path ``/tasks/stripe/event``, same
   body) on the app's own pool and queue, and answers a fixed JSON body;
 * ``GET /bench/trivial``: a fixed JSON body.
 
@@ -46,7 +46,7 @@ from app.http.deps import Deps
 from app.logging import configure_logging
 from app.serve import GRACEFUL_TIMEOUT_SECONDS
 from app.settings import Settings, load_settings
-from app.tasks.queue import task_name
+from app.tasks.catalog import STRIPE_EVENT
 
 FLOOR_PREFIX = "/bench/floor/"
 TRIVIAL_PATH = "/bench/trivial"
@@ -77,17 +77,22 @@ async def _floor(scope: Scope, receive: Receive, send: Send) -> None:
     while more:  # the same bytes arrive as for the webhook; read them, never parse them
         more = (await receive()).get("more_body", False)
     d: Deps = scope["state"]["deps"]
-    name = task_name("stripe", event_id)
+    name = STRIPE_EVENT.task_name(event_id)
     async with d.pool.acquire() as conn:
         row = await conn.fetchrow(
-            QUERIES["insert_receipt"], "stripe", event_id, EVENT_TYPE, FLOOR_DETAILS, name, False
+            QUERIES["insert_receipt"],
+            "stripe",
+            event_id,
+            EVENT_TYPE,
+            FLOOR_DETAILS,
+            name,
+            False,
+            event_id,
         )
     if row is None:  # not a new event: the bench must see it as a failure
         await _answer(send, 409, _DUPLICATE)
         return
-    await d.queue.enqueue(
-        "webhooks", name, "/tasks/stripe/event", {"source": "stripe", "event_id": event_id}
-    )
+    await d.queue.enqueue(STRIPE_EVENT, name, {"source": "stripe", "event_id": event_id})
     await _answer(send, 200, _ENQUEUED)
 
 

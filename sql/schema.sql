@@ -1,4 +1,4 @@
-CREATE FUNCTION public.convert_hold(p_hold_id uuid, p_provider text, p_object_id text, p_amount_cents bigint, p_currency text, p_payment_intent text, p_correlation_id text) RETURNS TABLE(outcome text, payment_id uuid, reservation_id uuid, reservation_code text)
+CREATE FUNCTION public.convert_hold(p_hold_id uuid, p_provider text, p_object_id text, p_amount_cents bigint, p_currency text, p_payment_intent text, p_correlation_id text) RETURNS TABLE(outcome text, payment_id uuid, reservation_id uuid, reservation_code text, outbox_id bigint)
     LANGUAGE plpgsql
     SET lock_timeout TO '2s'
     AS $$
@@ -10,12 +10,16 @@ DECLARE
     v_nights   integer;
     v_free     integer;
     v_event    text;
+    v_outbox   bigint;
+    -- The payment continues the story its hold began when the caller has none of its own.
+    v_cid      text;
 BEGIN
     SELECT * INTO v_hold FROM holds h WHERE h.id = p_hold_id FOR UPDATE;
     IF NOT FOUND THEN
-        RETURN QUERY SELECT 'unknown_hold', NULL::uuid, NULL::uuid, NULL::text;
+        RETURN QUERY SELECT 'unknown_hold', NULL::uuid, NULL::uuid, NULL::text, NULL::bigint;
         RETURN;
     END IF;
+    v_cid := coalesce(p_correlation_id, v_hold.correlation_id);
 
     -- Normally created with the Checkout Session; created here if that record is missing.
     INSERT INTO payments (provider, provider_object_id, hold_id, amount_cents, currency)
@@ -25,7 +29,7 @@ BEGIN
     WHERE p.provider = p_provider AND p.provider_object_id = p_object_id FOR UPDATE;
 
     IF v_payment.status NOT IN ('created', 'pending') OR v_payment.hold_id <> p_hold_id THEN
-        RETURN QUERY SELECT 'already_processed', v_payment.id, r.id, r.code
+        RETURN QUERY SELECT 'already_processed', v_payment.id, r.id, r.code, NULL::bigint
                      FROM (SELECT 1) AS one
                      LEFT JOIN reservations r ON r.payment_id = v_payment.id;
         RETURN;
@@ -66,8 +70,9 @@ BEGIN
                                    'amount_cents', p_amount_cents, 'currency', lower(p_currency),
                                    'expected_cents', v_hold.total_cents,
                                    'expected_currency', lower(v_hold.currency)),
-                p_correlation_id);
-        RETURN QUERY SELECT v_event, v_payment.id, NULL::uuid, NULL::text;
+                v_cid)
+        RETURNING id INTO v_outbox;
+        RETURN QUERY SELECT v_event, v_payment.id, NULL::uuid, NULL::text, v_outbox;
         RETURN;
     END IF;
 
@@ -76,9 +81,9 @@ BEGIN
         EXIT WHEN NOT EXISTS (SELECT 1 FROM reservations r WHERE r.code = v_code);
     END LOOP;
     INSERT INTO reservations (hold_id, payment_id, property_id, code, checkin, checkout,
-                              guests, total_cents, currency)
+                              guests, total_cents, currency, correlation_id)
     VALUES (p_hold_id, v_payment.id, v_hold.property_id, v_code, v_hold.checkin,
-            v_hold.checkout, v_hold.guests, v_hold.total_cents, v_hold.currency)
+            v_hold.checkout, v_hold.guests, v_hold.total_cents, v_hold.currency, v_cid)
     RETURNING id INTO v_res_id;
     UPDATE payments p SET status = 'succeeded', updated_at = now() WHERE p.id = v_payment.id;
     UPDATE holds h SET status = 'converted', closed_at = coalesce(h.closed_at, now())
@@ -89,7 +94,8 @@ BEGIN
                                'property_id', v_hold.property_id,
                                'conversation_id', v_hold.conversation_id,
                                'late', v_hold.status <> 'active'),
-            p_correlation_id);
+            v_cid)
+    RETURNING id INTO v_outbox;
 
     -- Nights move from held to booked (or, for a re-claimed hold, straight to booked).
     WITH locked AS (
@@ -105,11 +111,11 @@ BEGIN
         inv_booked = a.inv_booked + l.qty
     FROM locked l WHERE a.id = l.id;
 
-    RETURN QUERY SELECT 'converted', v_payment.id, v_res_id, v_code;
+    RETURN QUERY SELECT 'converted', v_payment.id, v_res_id, v_code, v_outbox;
 END
 $$;
 
-CREATE FUNCTION public.create_hold(p_property_id bigint, p_room_type_ids bigint[], p_quantities integer[], p_checkin date, p_checkout date, p_guests integer, p_ttl_seconds integer, p_idempotency_key text, p_fingerprint text, p_conversation_id uuid, p_correlation_id text) RETURNS TABLE(outcome text, hold_id uuid, expires_at timestamp with time zone, total_cents bigint, currency text)
+CREATE FUNCTION public.create_hold(p_property_id bigint, p_room_type_ids bigint[], p_quantities integer[], p_checkin date, p_checkout date, p_guests integer, p_ttl_seconds integer, p_idempotency_key text, p_fingerprint text, p_conversation_id uuid, p_correlation_id text) RETURNS TABLE(outcome text, hold_id uuid, expires_at timestamp with time zone, total_cents bigint, currency text, outbox_id bigint)
     LANGUAGE plpgsql
     SET lock_timeout TO '2s'
     SET plan_cache_mode TO 'force_generic_plan'
@@ -126,6 +132,7 @@ DECLARE
     v_total    bigint;
     v_refusal  text;
     v_claimed  integer;
+    v_outbox   bigint;
 BEGIN
     -- Everything to validate and price the request, from plain reads, before any lock.
     SELECT p.currency, (now() AT TIME ZONE p.timezone)::date,
@@ -179,9 +186,11 @@ BEGIN
         IF FOUND THEN
             RETURN QUERY SELECT CASE WHEN v_hold.request_fingerprint = p_fingerprint
                                      THEN 'replayed' ELSE 'conflict' END,
-                                v_hold.id, v_hold.expires_at, v_hold.total_cents, v_hold.currency;
+                                v_hold.id, v_hold.expires_at, v_hold.total_cents, v_hold.currency,
+                                NULL::bigint;
         ELSE
-            RETURN QUERY SELECT v_refusal, NULL::uuid, NULL::timestamptz, NULL::bigint, NULL::text;
+            RETURN QUERY SELECT v_refusal, NULL::uuid, NULL::timestamptz, NULL::bigint, NULL::text,
+                                NULL::bigint;
         END IF;
         RETURN;
     END IF;
@@ -199,7 +208,8 @@ BEGIN
             jsonb_build_object('hold_id', v_hold.id, 'property_id', p_property_id,
                                'conversation_id', p_conversation_id,
                                'expires_at', v_hold.expires_at),
-            p_correlation_id);
+            p_correlation_id)
+    RETURNING id INTO v_outbox;
 
     -- The contended locks, last.
     IF v_nights = 1 THEN
@@ -228,11 +238,12 @@ BEGIN
         RAISE EXCEPTION 'hold_unavailable' USING ERRCODE = 'HL001';
     END IF;
 
-    RETURN QUERY SELECT 'created', v_hold.id, v_hold.expires_at, v_hold.total_cents, v_hold.currency;
+    RETURN QUERY SELECT 'created', v_hold.id, v_hold.expires_at, v_hold.total_cents, v_hold.currency,
+                        v_outbox;
 END
 $$;
 
-CREATE FUNCTION public.expire_due_holds(p_limit integer) RETURNS SETOF uuid
+CREATE FUNCTION public.expire_due_holds(p_limit integer, p_correlation_id text DEFAULT NULL::text) RETURNS TABLE(hold_id uuid, outbox_id bigint)
     LANGUAGE plpgsql
     SET lock_timeout TO '2s'
     AS $$
@@ -248,24 +259,30 @@ BEGIN
     ) AS due;
     UPDATE holds h SET status = 'expired', closed_at = now(), cancel_reason = 'sweep'
     WHERE h.id = ANY (v_ids);
-    INSERT INTO outbox_events (event_type, aggregate_type, aggregate_id, payload)
-    SELECT 'hold.expired', 'hold', h.id::text,
-           jsonb_build_object('hold_id', h.id, 'property_id', h.property_id,
-                              'conversation_id', h.conversation_id, 'reason', 'sweep')
-    FROM holds h WHERE h.id = ANY (v_ids);
     IF cardinality(v_ids) > 0 THEN
         PERFORM release_hold_nights(v_ids);
     END IF;
-    RETURN QUERY SELECT unnest(v_ids);
+    -- Each expiry carries the correlation id of the story its hold began (the sweep's own
+    -- only for holds that have none).
+    RETURN QUERY
+    INSERT INTO outbox_events AS o (event_type, aggregate_type, aggregate_id, payload,
+                                    correlation_id)
+    SELECT 'hold.expired', 'hold', h.id::text,
+           jsonb_build_object('hold_id', h.id, 'property_id', h.property_id,
+                              'conversation_id', h.conversation_id, 'reason', 'sweep'),
+           coalesce(h.correlation_id, p_correlation_id)
+    FROM holds h WHERE h.id = ANY (v_ids)
+    RETURNING o.aggregate_id::uuid, o.id;
 END
 $$;
 
-CREATE FUNCTION public.release_hold(p_hold_id uuid, p_status text, p_reason text, p_correlation_id text) RETURNS text
+CREATE FUNCTION public.release_hold(p_hold_id uuid, p_status text, p_reason text, p_correlation_id text) RETURNS TABLE(outcome text, outbox_id bigint)
     LANGUAGE plpgsql
     SET lock_timeout TO '2s'
     AS $$
 DECLARE
-    v_hold holds%ROWTYPE;
+    v_hold   holds%ROWTYPE;
+    v_outbox bigint;
 BEGIN
     -- The UPDATE is the lock and the check: a concurrent convert/expire that got here
     -- first has changed the status, and this one then matches nothing.
@@ -274,15 +291,19 @@ BEGIN
       AND (p_status = 'cancelled' OR h.expires_at <= now())
     RETURNING h.* INTO v_hold;
     IF NOT FOUND THEN
-        RETURN 'noop';
+        RETURN QUERY SELECT 'noop', NULL::bigint;
+        RETURN;
     END IF;
     INSERT INTO outbox_events (event_type, aggregate_type, aggregate_id, payload, correlation_id)
     VALUES ('hold.' || p_status, 'hold', p_hold_id::text,
             jsonb_build_object('hold_id', p_hold_id, 'property_id', v_hold.property_id,
                                'conversation_id', v_hold.conversation_id, 'reason', p_reason),
-            p_correlation_id);
+            -- An expiry continues the story the hold began; a cancel is the caller's act.
+            CASE WHEN p_status = 'expired' THEN coalesce(v_hold.correlation_id, p_correlation_id)
+                 ELSE coalesce(p_correlation_id, v_hold.correlation_id) END)
+    RETURNING id INTO v_outbox;
     PERFORM release_hold_nights(ARRAY[p_hold_id]);
-    RETURN p_status;
+    RETURN QUERY SELECT p_status, v_outbox;
 END
 $$;
 
@@ -421,6 +442,7 @@ CREATE TABLE public.messages (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     template jsonb,
+    correlation_id text,
     CONSTRAINT messages_direction_check CHECK ((direction = ANY (ARRAY['in'::text, 'out'::text]))),
     CONSTRAINT messages_direction_status_check CHECK (((direction = 'in'::text) = (status = 'received'::text))),
     CONSTRAINT messages_sent_check CHECK (((status = 'failed'::text) OR ((status = ANY (ARRAY['sent'::text, 'delivered'::text, 'read'::text])) = (sent_at IS NOT NULL)))),
@@ -448,7 +470,9 @@ CREATE TABLE public.outbox_events (
     attempts integer DEFAULT 0 NOT NULL,
     lease_until timestamp with time zone,
     sent_at timestamp with time zone,
-    last_error text
+    last_error text,
+    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
+    dead_at timestamp with time zone
 );
 
 ALTER TABLE public.outbox_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
@@ -489,6 +513,7 @@ CREATE TABLE public.processed_events (
     processed_at timestamp with time zone,
     outcome text,
     reprocess_generation integer DEFAULT 0 NOT NULL,
+    correlation_id text,
     CONSTRAINT processed_events_source_check CHECK ((source = ANY (ARRAY['stripe'::text, 'whatsapp'::text])))
 );
 
@@ -536,6 +561,7 @@ CREATE TABLE public.reservations (
     total_cents bigint NOT NULL,
     currency text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    correlation_id text,
     CONSTRAINT reservations_status_check CHECK ((status = ANY (ARRAY['confirmed'::text, 'cancelled'::text]))),
     CONSTRAINT reservations_stay_check CHECK ((checkout > checkin))
 );
@@ -662,7 +688,9 @@ CREATE UNIQUE INDEX messages_outbound_provider_message_id_key ON public.messages
 
 CREATE INDEX outbox_events_aggregate_idx ON public.outbox_events USING btree (aggregate_type, aggregate_id);
 
-CREATE INDEX outbox_events_unenqueued_idx ON public.outbox_events USING btree (id) WHERE (enqueued_at IS NULL);
+CREATE INDEX outbox_events_dead_idx ON public.outbox_events USING btree (dead_at) WHERE (dead_at IS NOT NULL);
+
+CREATE INDEX outbox_events_due_idx ON public.outbox_events USING btree (next_attempt_at) WHERE ((enqueued_at IS NULL) AND (dead_at IS NULL));
 
 CREATE INDEX payments_hold_id_idx ON public.payments USING btree (hold_id);
 

@@ -352,7 +352,7 @@ async def _book(
     )
     try:
         booking = await hold_and_checkout(
-            services.pool, services.queue, services.stripe, services.settings, request
+            services.pool, services.stripe, services.settings, request
         )
     except NothingAvailable:
         turn.state = "requote"

@@ -24,7 +24,7 @@ from app.errors import AppError, Busy
 from app.inventory.quote import Property
 from app.logging import annotate_request, correlation_id
 from app.pii import PiiKeys, SealBroken
-from app.tasks.outbox import relay
+from app.tasks import outbox
 
 log = logging.getLogger("app.conversations")
 
@@ -66,12 +66,23 @@ async def _record_turn(
             f"{key}:{n}",
             None,
             turn.templates.get(n),
+            correlation_id.get(),
         )
         if message_id is not None:
-            await conn.execute(QUERIES["queue_reply"], message_id, conv.id, correlation_id.get())
+            outbox.written(
+                [
+                    await conn.fetchval(
+                        QUERIES["queue_reply"], message_id, conv.id, correlation_id.get()
+                    )
+                ]
+            )
     for event_type, payload in turn.facts:
-        await conn.execute(
-            QUERIES["insert_fact"], event_type, conv.id, payload, correlation_id.get()
+        outbox.written(
+            [
+                await conn.fetchval(
+                    QUERIES["insert_fact"], event_type, conv.id, payload, correlation_id.get()
+                )
+            ]
         )
     await conn.execute(
         QUERIES["save_conversation"], conv.id, turn.state, turn.language, turn.context, inbound_at
@@ -140,13 +151,13 @@ async def handle_message(services: Services, pii: PiiKeys, event_id: str) -> str
                 f"in:{event_id}",
                 receipt["received_at"],
                 None,
+                correlation_id.get(),
             )
             await _record_turn(conn, pii, conv, turn, event_id, inbound_at=True)
             await conn.execute(QUERIES["finish_receipt"], "whatsapp", event_id, "answered")
     finally:
         async with pool.acquire() as conn:
             await conn.execute(QUERIES["release_conversation"], conversation_id)
-    await relay(pool, services.queue)
     log.info(
         "whatsapp_message_answered",
         extra={"event_id": event_id, "state": turn.state, "replies": len(turn.replies)},
@@ -172,5 +183,4 @@ async def notify_guest(services: Services, pii: PiiKeys, outbox_id: int) -> str:
     finally:
         async with pool.acquire() as conn:
             await conn.execute(QUERIES["release_conversation"], conversation_id)
-    await relay(pool, services.queue)
     return "notified" if turn.replies else "nothing_to_say"

@@ -18,7 +18,7 @@ from app.db import QUERIES
 from app.errors import Busy
 from app.logging import correlation_id
 from app.pii import PiiKeys
-from app.tasks.outbox import relay
+from app.tasks import outbox
 
 STAFF_LANGUAGE = "pt"
 # Staff seldom write to the inn's number, so notices usually go out as the inn's
@@ -124,12 +124,19 @@ async def notify_staff(services: Services, pii: PiiKeys, outbox_id: int) -> str:
                     f"staff:{outbox_id}:{contact_hash}",
                     None,
                     STAFF_TEMPLATE,
+                    correlation_id.get(),
                 )
                 if message_id is not None:
-                    await conn.execute(
-                        QUERIES["queue_reply"], message_id, conversation_id, correlation_id.get()
+                    outbox.written(
+                        [
+                            await conn.fetchval(
+                                QUERIES["queue_reply"],
+                                message_id,
+                                conversation_id,
+                                correlation_id.get(),
+                            )
+                        ]
                     )
-    await relay(pool, services.queue)
     return "notified"
 
 

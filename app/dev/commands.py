@@ -26,6 +26,7 @@ from app.payments.booking import hold_and_checkout
 from app.payments.stripe_api import open_stripe
 from app.pii import pii_keys
 from app.settings import Settings
+from app.tasks.outbox import relaying
 from app.tasks.queue import TaskQueue, queue_config
 
 # The inns `make run` imports (docs/examples/), by provider.
@@ -52,7 +53,8 @@ async def dev_hold(settings: Settings, args: argparse.Namespace) -> dict[str, An
             rooms=((room_type_id, 1),),
             idempotency_key=args.idempotency_key or f"dev-{uuid.uuid4().hex}",
         )
-        booking = await hold_and_checkout(pool, queue, stripe_api.client, settings, request)
+        async with relaying(pool, queue):  # the expire task, as after a guest's "yes"
+            booking = await hold_and_checkout(pool, stripe_api.client, settings, request)
     finally:
         await stripe_api.close()
         await queue.close()

@@ -5,9 +5,10 @@ database it uses and imports docs/examples/property.json, starts the local Cloud
 Tasks, the fake Stripe API, the fake WhatsApp Graph API and a fake Evolution gateway
 (for docs/examples/property-evolution.json, imported too), then serves `public` on
 127.0.0.1:$PUBLIC_PORT and `worker` on 127.0.0.1:$WORKER_PORT until Ctrl-C or SIGTERM,
-and stops everything it started. It also plays Cloud Scheduler: every few seconds it
-enqueues the hold sweep and the outbox relay through the same authenticated task path
-production uses.
+and stops everything it started. A process that dies is started again after a short
+backoff, as Cloud Run replaces an instance. It also plays Cloud Scheduler: every few
+seconds it enqueues each scheduled task of the catalog (the hold sweep, the outbox relay,
+the receipts' re-drive) through the same authenticated task path production uses.
 
 Every other variable defaults to its value in .env.example; the environment wins.
 """
@@ -22,6 +23,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 
 import orjson
 
@@ -30,6 +32,7 @@ from app.errors import Unavailable
 from app.local import ROOT, database_url_file, local_dir, local_environment
 from app.logging import configure_logging
 from app.settings import load_settings
+from app.tasks.catalog import scheduled
 from app.tasks.queue import TaskQueue, queue_config
 
 log = logging.getLogger("app.dev.stack")
@@ -39,6 +42,10 @@ SAMPLE_PROPERTY = ROOT / "docs" / "examples" / "property.json"
 SAMPLE_EVOLUTION_PROPERTY = ROOT / "docs" / "examples" / "property-evolution.json"
 # Production's scheduler runs every few minutes; locally, often enough to watch.
 SCHEDULE_EVERY_SECONDS = 5
+# A process that dies is restarted after a backoff that doubles while it keeps dying
+# (a crash loop must not spin), and starts again from the minimum once it has run a while.
+RESTART_BACKOFF_SECONDS = (0.5, 10.0)
+STABLE_SECONDS = 30.0
 
 
 def _port(address: str) -> str:
@@ -46,8 +53,45 @@ def _port(address: str) -> str:
     return address.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[1]
 
 
-def _spawn(env: dict[str, str], *argv: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, *argv], env=env, preexec_fn=_die_with_parent)
+@dataclass
+class Child:
+    """One process of the stack, kept running."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    port: str
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    backoff: float = RESTART_BACKOFF_SECONDS[0]
+    restart_at: float | None = field(default=None, repr=False)
+
+    def start(self) -> subprocess.Popen[bytes]:
+        self.process = subprocess.Popen(
+            [sys.executable, *self.argv], env=self.env, preexec_fn=_die_with_parent
+        )
+        self.started_at, self.restart_at = time.monotonic(), None
+        log.info("stack_process_started", extra={"child": self.name, "pid": self.process.pid})
+        return self.process
+
+    def watch(self, now: float) -> None:
+        """Restart the process if it died: one log line when it is found dead, then
+        started again after the backoff."""
+        assert self.process is not None
+        code = self.process.poll()
+        if code is None:
+            return
+        if self.restart_at is None:
+            low, high = RESTART_BACKOFF_SECONDS
+            stable = now - self.started_at > STABLE_SECONDS
+            self.backoff = low if stable else min(self.backoff * 2, high)
+            self.restart_at = now + self.backoff
+            log.warning(
+                "stack_process_restarting",
+                extra={"child": self.name, "exit_code": code, "in_seconds": self.backoff},
+            )
+        elif now >= self.restart_at:
+            self.start()
 
 
 async def _wait_port(host_port: str, process: subprocess.Popen[bytes]) -> None:
@@ -66,28 +110,29 @@ async def _wait_port(host_port: str, process: subprocess.Popen[bytes]) -> None:
 
 async def _play_scheduler(queue: TaskQueue) -> None:
     while True:
-        tick = int(time.time()) // SCHEDULE_EVERY_SECONDS
-        for name, path in (("sweep", "/tasks/holds/sweep"), ("relay", "/tasks/outbox/relay")):
+        tick = str(int(time.time()) // SCHEDULE_EVERY_SECONDS)
+        for kind in scheduled():
             try:
-                await queue.enqueue("default", f"{name}-{tick}", path, {})
+                await queue.enqueue(kind, kind.task_name(tick), {})
             except Unavailable:
-                log.warning("scheduler_enqueue_failed", extra={"task_name": f"{name}-{tick}"})
+                log.warning("scheduler_enqueue_failed", extra={"task_name": kind.task_name(tick)})
         await asyncio.sleep(SCHEDULE_EVERY_SECONDS)
 
 
-def _stop_all(children: list[subprocess.Popen[bytes]]) -> None:
-    for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    for child in children:
+def _stop_all(children: list[Child]) -> None:
+    processes = [child.process for child in children if child.process is not None]
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
         try:
-            child.wait(timeout=15)
+            process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+            process.kill()
+            process.wait()
 
 
-async def _run(env: dict[str, str], children: list[subprocess.Popen[bytes]]) -> int:
+async def _run(env: dict[str, str], children: list[Child]) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -109,33 +154,40 @@ async def _run(env: dict[str, str], children: list[subprocess.Popen[bytes]]) -> 
             ["--instance", evolution["instance"], "--api-key", evolution["api_key"]],
         ),
     )
-    started = [
-        _spawn(env, "-m", f"app.dev.{module}", "--port", port, *arguments)
-        for module, port, arguments in services
-    ]
-    children += started
-    for (_, port, _), child in zip(services, started, strict=True):
-        await _wait_port(f"127.0.0.1:{port}", child)
-
     roles = (("public", env.get("PUBLIC_PORT", "8080")), ("worker", env.get("WORKER_PORT", "8081")))
-    servers = [
-        _spawn({**env, "ROLE": role, "PORT": port, "HOST": "127.0.0.1"}, "-m", "app", "serve")
-        for role, port in roles
-    ]
-    children += servers
-    for (_, port), server in zip(roles, servers, strict=True):
-        await _wait_port(f"127.0.0.1:{port}", server)
+    # The fakes first, then the two roles that talk to them.
+    for group in (
+        [
+            Child(module, ["-m", f"app.dev.{module}", "--port", port, *arguments], env, port)
+            for module, port, arguments in services
+        ],
+        [
+            Child(
+                role,
+                ["-m", "app", "serve"],
+                {**env, "ROLE": role, "PORT": port, "HOST": "127.0.0.1"},
+                port,
+            )
+            for role, port in roles
+        ],
+    ):
+        children += group
+        for child in group:
+            child.start()
+        for child in group:
+            assert child.process is not None
+            await _wait_port(f"127.0.0.1:{child.port}", child.process)
     log.info("stack_up", extra={"ports": dict(roles)})
 
     queue = TaskQueue(queue_config(load_settings(env)))
     scheduler = asyncio.create_task(_play_scheduler(queue))
     try:
         while not stop.is_set():
-            if any(child.poll() is not None for child in children):
-                log.error("stack_process_exited")
-                return 1
+            now = time.monotonic()
+            for child in children:
+                child.watch(now)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.5)
+                await asyncio.wait_for(stop.wait(), 0.2)
         return 0
     finally:
         scheduler.cancel()
@@ -149,7 +201,7 @@ def run_stack() -> int:
         env["DATABASE_URL"] = os.environ["DATABASE_URL"]
     configure_logging("dev", env.get("LOG_LEVEL", "INFO"))
     database: LocalPostgres | None = None
-    children: list[subprocess.Popen[bytes]] = []
+    children: list[Child] = []
     try:
         here = local_dir()
         here.mkdir(mode=0o755, parents=True, exist_ok=True)

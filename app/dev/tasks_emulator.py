@@ -7,7 +7,11 @@ client's own message types, and reproduces what our code relies on:
 
 - name dedupe: a second CreateTask with a name already used answers ALREADY_EXISTS
   (production blocks a name for ~1 h after its task ran; here, for the process life);
-- ``schedule_time``;
+- GetTask finds a task only while it is queued (waiting, running or backing off): like
+  production, a task that succeeded, gave up or was deleted (DeleteTask) is gone — that is
+  how the receipts' re-drive tells a lost task from a slow one;
+- ``schedule_time``, and queues paused and resumed (``pause``/``resume``, in process):
+  a paused queue keeps its tasks and dispatches none;
 - delivery of HTTP tasks with the ``X-CloudTasks-*`` headers, concurrently;
 - retries on non-2xx or no answer, exponential backoff from ``min_backoff`` (down to
   0.1 s for tests) to ``max_backoff``, up to ``max_attempts``;
@@ -42,6 +46,7 @@ from cryptography.x509.oid import NameOID
 from google.auth import crypt, jwt
 from google.cloud.tasks_v2.types import cloudtasks
 from google.cloud.tasks_v2.types import task as task_types
+from google.protobuf import empty_pb2
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -89,7 +94,12 @@ class TasksEmulator:
     extra_deliveries: int = 0
     bind: str = "127.0.0.1"
     deliveries: list[Delivery] = field(default_factory=list)
+    # Every task ever created, by full name (what the name dedupe remembers).
     tasks: dict[str, task_types.Task] = field(default_factory=dict)
+    # The tasks still queued, with their dispatch: what GetTask and DeleteTask see.
+    live: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    # Queues that dispatch nothing until resumed (tasks wait in them, as in production).
+    paused: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -101,6 +111,7 @@ class TasksEmulator:
         )
         self._signer = crypt.RSASigner.from_string(pem, key_id=self._kid)
         self._running: set[asyncio.Task[None]] = set()
+        self._resumed: dict[str, asyncio.Event] = {}
         self._grpc: grpc.aio.Server | None = None
         self._http: httpx.AsyncClient | None = None
         self._stop_certs: Callable[[], Awaitable[None]] | None = None
@@ -179,15 +190,35 @@ class TasksEmulator:
         record = _Task(task, match.group(1), match.group(2), self.extra_deliveries)
         running = asyncio.create_task(self._dispatch(record))
         self._running.add(running)
+        self.live[task.name] = running
         running.add_done_callback(self._running.discard)
+        running.add_done_callback(lambda _: self.live.pop(task.name, None))
         return task
 
     async def _get_task(
         self, request: cloudtasks.GetTaskRequest, context: grpc.aio.ServicerContext
     ) -> task_types.Task:
-        if request.name not in self.tasks:
+        if request.name not in self.live:
             await context.abort(grpc.StatusCode.NOT_FOUND, "task not found")
         return self.tasks[request.name]
+
+    async def _delete_task(
+        self, request: cloudtasks.DeleteTaskRequest, context: grpc.aio.ServicerContext
+    ) -> empty_pb2.Empty:
+        running = self.live.pop(request.name, None)
+        if running is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "task not found")
+        assert running is not None
+        running.cancel()
+        return empty_pb2.Empty()
+
+    def pause(self, queue: str) -> None:
+        self.paused.add(queue)
+        self._resumed[queue] = asyncio.Event()
+
+    def resume(self, queue: str) -> None:
+        self.paused.discard(queue)
+        self._resumed.pop(queue, asyncio.Event()).set()
 
     # ---- dispatch -----------------------------------------------------------------
 
@@ -198,6 +229,8 @@ class TasksEmulator:
         assert self._http is not None
         backoff = self.min_backoff
         for attempt in range(self.max_attempts):
+            while record.queue in self.paused:
+                await self._resumed[record.queue].wait()
             request = task.http_request
             headers = dict(request.headers)
             headers.update(
@@ -252,6 +285,11 @@ class TasksEmulator:
                 self._get_task,
                 request_deserializer=cloudtasks.GetTaskRequest.deserialize,
                 response_serializer=task_types.Task.serialize,
+            ),
+            "DeleteTask": grpc.unary_unary_rpc_method_handler(
+                self._delete_task,
+                request_deserializer=cloudtasks.DeleteTaskRequest.deserialize,
+                response_serializer=empty_pb2.Empty.SerializeToString,
             ),
         }
         self._grpc = grpc.aio.server()

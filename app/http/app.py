@@ -34,6 +34,9 @@ log = logging.getLogger("app.http")
 ROUTE_TABLES: dict[str, list[Route]] = {"public": public.routes, "worker": worker.routes}
 
 _HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed"}
+# A 503 says when to come back. Providers retry on their own schedules anyway; this is the
+# honest hint for any other client (and Cloud Tasks retries with its backoff).
+RETRY_AFTER_SECONDS = "5"
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -48,7 +51,19 @@ async def _app_error(request: Request, exc: Exception) -> Response:
     if type(exc) is AppError:
         raise exc  # unexpected: the middleware logs it with an error id
     annotate_request(reason=exc.code)
-    return JSONResponse({"error": exc.code}, status_code=exc.status)
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if exc.status == 503 else None
+    return JSONResponse({"error": exc.code}, status_code=exc.status, headers=headers)
+
+
+async def _database_unreachable(request: Request, exc: Exception) -> Response:
+    """The database is down or went away: 503, so the provider (or Cloud Tasks) retries
+    what it sent; nothing was acknowledged."""
+    annotate_request(reason="database_unreachable", error=type(exc).__name__)
+    return JSONResponse(
+        {"error": "service_unavailable"},
+        status_code=503,
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
 
 
 def _path_templates(routes: list[Route]) -> dict[Any, str]:
@@ -112,6 +127,10 @@ def create_app(settings: Settings) -> Starlette:
                 project=settings.google_cloud_project,
             )
         ],
-        exception_handlers={HTTPException: _http_error, AppError: _app_error},
+        exception_handlers={
+            HTTPException: _http_error,
+            AppError: _app_error,
+            **dict.fromkeys(db.UNREACHABLE, _database_unreachable),
+        },
         lifespan=lifespan,
     )

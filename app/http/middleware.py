@@ -17,11 +17,10 @@ import orjson
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.logging import correlation_id, request_fields, trace
+from app.logging import correlation_id, request_fields, safe_correlation, trace
 
 log = logging.getLogger("app.http")
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _CLOUD_TRACE = re.compile(r"^([0-9a-f]{32})(?:/|$)")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 
@@ -36,8 +35,8 @@ def _trace_id(headers: Headers) -> str | None:
 
 def _correlation_id(headers: Headers, trace_id: str | None) -> str:
     for header in ("x-correlation-id", "x-cloudtasks-taskname"):
-        value = headers.get(header, "")
-        if _SAFE_ID.match(value):
+        value = safe_correlation(headers.get(header))
+        if value is not None:
             return value
     return trace_id or uuid.uuid4().hex
 

@@ -20,18 +20,24 @@ from app.conversations.staff import notify_staff
 from app.http.body import read_capped
 from app.http.deps import Deps, deps
 from app.inventory.holds import expire_due_holds, expire_hold
-from app.logging import annotate_request
+from app.logging import annotate_request, correlation_id
 from app.messaging.delivery import deliver
 from app.payments.events import process_stripe_event
-from app.tasks.oidc import task_endpoint
-from app.tasks.outbox import relay
+from app.tasks import catalog
+from app.tasks.oidc import Endpoint, task_endpoint
+from app.tasks.outbox import relay_due
+from app.tasks.receipts import redrive_stale
 
 log = logging.getLogger("app.tasks")
 
 TASK_MAX_BODY = 64 * 1024
-# One sweep task expires at most this many holds, in batches, so it stays short.
-SWEEP_BATCH = 200
-SWEEP_MAX_BATCHES = 10
+# One sweep task expires at most SWEEP_BATCH * SWEEP_MAX_BATCHES holds (about a second of
+# work) and, when its last batch was full, enqueues its own continuation: a backlog of any
+# size drains in one chain of tasks instead of 2,000 holds per scheduled run.
+SWEEP_BATCH = 500
+SWEEP_MAX_BATCHES = 4
+# Receipts one re-drive run looks at: enough for an outage's backlog, bounded in time.
+REDRIVE_LIMIT = 200
 
 
 async def _body(request: Request) -> dict[str, Any] | None:
@@ -55,9 +61,7 @@ async def stripe_event(request: Request) -> JSONResponse:
     if not isinstance(event_id, str):
         return _done("malformed_task")  # our own bug: retrying cannot fix it
     assert d.stripe is not None
-    outcome = await process_stripe_event(d.pool, d.stripe.client, d.settings, event_id)
-    await relay(d.pool, d.queue)
-    return _done(outcome)
+    return _done(await process_stripe_event(d.pool, d.stripe.client, d.settings, event_id))
 
 
 @task_endpoint
@@ -71,28 +75,39 @@ async def hold_expire(request: Request) -> JSONResponse:
     annotate_request(hold_id=str(hold_id))
     async with d.pool.acquire() as conn:
         expired = await expire_hold(conn, hold_id)
-    await relay(d.pool, d.queue)
     return _done("expired" if expired else "noop")
 
 
 @task_endpoint
 async def holds_sweep(request: Request) -> JSONResponse:
     d = deps(request)
-    total = 0
+    total, full = 0, False
     async with d.pool.acquire() as conn:
         for _ in range(SWEEP_MAX_BATCHES):
             expired = await expire_due_holds(conn, SWEEP_BATCH)
             total += len(expired)
-            if len(expired) < SWEEP_BATCH:
+            full = len(expired) == SWEEP_BATCH
+            if not full:
                 break
-    await relay(d.pool, d.queue)
-    return _done("swept", expired=total)
+    if full:
+        # Named after this task, so a redelivery of it enqueues the same continuation once.
+        parent = request.headers.get("x-cloudtasks-taskname") or correlation_id.get() or ""
+        kind = catalog.HOLDS_SWEEP
+        await d.queue.enqueue(kind, kind.task_name(f"{parent}:next"), {})
+    return _done("swept", expired=total, continued=full)
 
 
 @task_endpoint
 async def outbox_relay(request: Request) -> JSONResponse:
     d = deps(request)
-    return _done("relayed", settled=await relay(d.pool, d.queue))
+    return _done("relayed", settled=await relay_due(d.pool, d.queue))
+
+
+@task_endpoint
+async def receipts_redrive(request: Request) -> JSONResponse:
+    d = deps(request)
+    found = await redrive_stale(d.pool, d.queue, d.settings.receipt_redrive_seconds, REDRIVE_LIMIT)
+    return _done("redriven", **found)
 
 
 def _services(d: Deps) -> Services:
@@ -149,3 +164,17 @@ async def staff_notify(request: Request) -> JSONResponse:
     if outbox_id is None:
         return _done("malformed_task")
     return _done(await notify_staff(_services(d), d.pii, outbox_id))
+
+
+# The handler of each task kind: the worker's route table is made from this.
+HANDLERS: dict[catalog.TaskKind, Endpoint] = {
+    catalog.STRIPE_EVENT: stripe_event,
+    catalog.WHATSAPP_MESSAGE: whatsapp_message,
+    catalog.HOLD_EXPIRE: hold_expire,
+    catalog.HOLDS_SWEEP: holds_sweep,
+    catalog.OUTBOX_RELAY: outbox_relay,
+    catalog.RECEIPTS_REDRIVE: receipts_redrive,
+    catalog.WHATSAPP_SEND: whatsapp_send,
+    catalog.CONVERSATION_NOTIFY: conversation_notify,
+    catalog.STAFF_NOTIFY: staff_notify,
+}

@@ -13,10 +13,15 @@ from app.db import QUERIES
 from app.errors import Forbidden
 from app.http.body import read_capped, require_json
 from app.http.deps import Deps, deps
-from app.logging import annotate_request
+from app.logging import annotate_request, correlation_id
 from app.messaging import evolution, meta
-from app.payments.stripe_events import HANDLED_TYPES, verify_event, worker_details
-from app.tasks.queue import task_name
+from app.payments.stripe_events import (
+    HANDLED_TYPES,
+    linked_correlation,
+    verify_event,
+    worker_details,
+)
+from app.tasks import catalog
 from app.tasks.receipts import Incoming, accept
 
 log = logging.getLogger("app.webhooks")
@@ -34,21 +39,21 @@ async def stripe_webhook(request: Request) -> JSONResponse:
     event = verify_event(
         body, request.headers.get("stripe-signature"), d.settings.stripe_webhook_secret.reveal()
     )
-    outcome = await accept(
-        d.pool,
-        d.queue,
-        d.marks,
-        Incoming(
-            source="stripe",
-            external_id=event["id"],
-            event_type=event["type"],
-            details=worker_details(event),
-            task_name=task_name("stripe", event["id"]),
-            queue="webhooks",
-            path="/tasks/stripe/event",
-            ignored=event["type"] not in HANDLED_TYPES,
-        ),
+    # The Checkout Session carries the correlation id of the hold it pays for: the event's
+    # task continues that story, and this request's line names it.
+    linked = linked_correlation(event)
+    if linked is not None and linked != correlation_id.get():
+        annotate_request(linked_correlation_id=linked)
+    incoming = Incoming(
+        source="stripe",
+        external_id=event["id"],
+        event_type=event["type"],
+        details=worker_details(event),
+        kind=catalog.STRIPE_EVENT,
+        ignored=event["type"] not in HANDLED_TYPES,
+        correlation=linked,
     )
+    outcome = await accept(d.pool, d.queue, d.marks, incoming, d.settings.receipt_redrive_seconds)
     return JSONResponse({"received": True, "outcome": outcome})
 
 
@@ -99,7 +104,11 @@ async def whatsapp_meta(request: Request) -> JSONResponse:
             outcome = "unknown_number"
         else:
             outcome = await accept(
-                d.pool, d.queue, d.marks, _whatsapp_incoming(d, property_id, message)
+                d.pool,
+                d.queue,
+                d.marks,
+                _whatsapp_incoming(d, property_id, message),
+                d.settings.receipt_redrive_seconds,
             )
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     annotate_request(messages=len(envelope.messages), statuses=len(envelope.statuses))
@@ -121,9 +130,7 @@ def _whatsapp_incoming(d: Deps, property_id: int, message: meta.InboundMessage) 
             "contact_hash": d.pii.contact_hash(message.sender),
             "sealed": sealed,
         },
-        task_name=task_name("wa", message.message_id),
-        queue="messages",
-        path="/tasks/whatsapp/message",
+        kind=catalog.WHATSAPP_MESSAGE,
     )
 
 
@@ -144,6 +151,10 @@ async def whatsapp_evolution(request: Request) -> JSONResponse:
         annotate_request(outcome="ignored")
         return JSONResponse({"received": True, "outcome": "ignored"})
     outcome = await accept(
-        d.pool, d.queue, d.marks, _whatsapp_incoming(d, inn["id"], event.message)
+        d.pool,
+        d.queue,
+        d.marks,
+        _whatsapp_incoming(d, inn["id"], event.message),
+        d.settings.receipt_redrive_seconds,
     )
     return JSONResponse({"received": True, "outcome": outcome})

@@ -1,8 +1,12 @@
 """The critical transactions: create, expire, cancel and convert holds, and the sweep.
 
 Each function takes a connection and runs exactly one transaction, a single call
-of the SQL function of the same name (sql/migrations/0002_inventory.sql), so the
+of the SQL function of the same name (sql/migrations/0007_pipeline.sql), so the
 contended row locks live for one round trip. None of them calls the network.
+
+Each notes the outbox rows it wrote (``outbox.written``) for the relay that follows its
+handler, and stamps them with a correlation id: the one given, else the current request's
+or command's.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import orjson
 from app.db import QUERIES
 from app.errors import AppError, BadRequest, Busy, IdempotencyConflict, NotFound, NothingAvailable
 from app.inventory.stay import Stay
+from app.logging import correlation_id as current_correlation
+from app.tasks import outbox
 
 _UNAVAILABLE = "HL001"  # raised by create_hold when a concurrent claim won a night
 _RETRYABLE = {"55P03": "lock_timeout", "40P01": "deadlock", "40001": "serialization"}
@@ -106,11 +112,12 @@ async def create_hold(
             request.idempotency_key,
             request.fingerprint(),
             request.conversation_id,
-            correlation_id,
+            correlation_id or current_correlation.get(),
         )
     except asyncpg.PostgresError as exc:
         raise _translate(exc) from None
     assert row is not None
+    outbox.written([row["outbox_id"]])
     outcome = row["outcome"]
     if outcome in ("created", "replayed"):
         return Hold(
@@ -141,12 +148,18 @@ async def _release(
     correlation_id: str | None,
 ) -> bool:
     try:
-        outcome = await conn.fetchval(
-            QUERIES["release_hold"], hold_id, status, reason, correlation_id
+        row = await conn.fetchrow(
+            QUERIES["release_hold"],
+            hold_id,
+            status,
+            reason,
+            correlation_id or current_correlation.get(),
         )
     except asyncpg.PostgresError as exc:
         raise _translate(exc) from None
-    return bool(outcome == status)
+    assert row is not None
+    outbox.written([row["outbox_id"]])
+    return bool(row["outcome"] == status)
 
 
 async def expire_hold(
@@ -164,12 +177,16 @@ async def cancel_hold(
 
 
 async def expire_due_holds(conn: asyncpg.Connection, limit: int) -> list[uuid.UUID]:
-    """Expire up to ``limit`` overdue active holds, skipping rows others have locked."""
+    """Expire up to ``limit`` overdue active holds, skipping rows others have locked.
+
+    Each expiry's outbox row carries its hold's correlation id (the sweep's own for a
+    hold that has none)."""
     try:
-        rows = await conn.fetch(QUERIES["expire_due_holds"], limit)
+        rows = await conn.fetch(QUERIES["expire_due_holds"], limit, current_correlation.get())
     except asyncpg.PostgresError as exc:
         raise _translate(exc) from None
-    return [row[0] for row in rows]
+    outbox.written(row["outbox_id"] for row in rows)
+    return [row["hold_id"] for row in rows]
 
 
 async def convert_hold(
@@ -198,11 +215,12 @@ async def convert_hold(
             amount_cents,
             currency,
             payment_intent,
-            correlation_id,
+            correlation_id or current_correlation.get(),
         )
     except asyncpg.PostgresError as exc:
         raise _translate(exc) from None
     assert row is not None
+    outbox.written([row["outbox_id"]])
     if row["outcome"] == "unknown_hold":
         raise NotFound("no such hold")
     return Conversion(

@@ -13,6 +13,8 @@ CHECKS = {
     "reconcile": "reconcile_ari_vs_holds.sql",
     "stuck-holds": "find_stuck_holds.sql",
     "payments-without-reservation": "payments_without_reservation.sql",
+    "stale-receipts": "stale_receipts.sql",
+    "outbox-dead": "outbox_dead.sql",
 }
 
 

@@ -9,6 +9,7 @@ import orjson
 import stripe
 
 from app.errors import BadRequest
+from app.logging import safe_correlation
 
 # Stripe's own default: a signed delivery older than this is refused (replay guard).
 TOLERANCE_SECONDS = 300
@@ -75,3 +76,11 @@ def worker_details(event: dict[str, Any]) -> dict[str, Any]:
         if (isinstance(value, str) and len(value) <= 255 and "\x00" not in value)
         or (isinstance(value, int) and not isinstance(value, bool))
     }
+
+
+def linked_correlation(event: dict[str, Any]) -> str | None:
+    """The correlation id our Checkout Session carries in its metadata, if it is one."""
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    metadata = obj.get("metadata") if isinstance(obj, dict) else None
+    return safe_correlation(metadata.get("correlation_id")) if isinstance(metadata, dict) else None

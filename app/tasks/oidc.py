@@ -26,6 +26,7 @@ from starlette.responses import Response
 
 from app.errors import Forbidden, Unauthorized, Unavailable
 from app.logging import annotate_request
+from app.tasks.outbox import relaying
 
 ISSUERS = frozenset({"accounts.google.com", "https://accounts.google.com"})
 PRODUCTION_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
@@ -123,17 +124,20 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def task_endpoint(handler: Endpoint) -> Endpoint:
-    """Wrap a /tasks/* handler: authenticate first, then record the task's name."""
+    """Wrap a /tasks/* handler: authenticate first, record the task's name, run it, then
+    relay the outbox rows it wrote (the one place the relay follows a handler)."""
 
     async def authenticated(request: Request) -> Response:
-        verifier: OidcVerifier = request.state.deps.oidc
+        deps = request.state.deps
+        verifier: OidcVerifier = deps.oidc
         await verifier.verify(request.headers.get("authorization"))
         task = request.headers.get("x-cloudtasks-taskname")
         if task:
             annotate_request(
                 task_name=task, retry=request.headers.get("x-cloudtasks-taskretrycount")
             )
-        return await handler(request)
+        async with relaying(deps.pool, deps.queue):
+            return await handler(request)
 
     authenticated.__name__ = handler.__name__
     return authenticated

@@ -28,11 +28,11 @@ WHERE id = $1
 -- insert_message --
 -- A message of the conversation; a replayed task writes nothing twice (dedupe_key).
 -- $6: when the message was received (inbound) or now() (a reply); $7: the template a reply
--- goes out as outside the 24-hour window (NULL: it cannot).
+-- goes out as outside the 24-hour window (NULL: it cannot); $8: the correlation id.
 INSERT INTO messages (conversation_id, direction, body_encrypted, provider_message_id,
-                      dedupe_key, status, created_at, template)
+                      dedupe_key, status, created_at, template, correlation_id)
 VALUES ($1, $2, $3, $4, $5, CASE WHEN $2 = 'in' THEN 'received' ELSE 'queued' END,
-        coalesce($6, now()), $7)
+        coalesce($6, now()), $7, $8)
 ON CONFLICT ON CONSTRAINT messages_dedupe_key_key DO NOTHING
 RETURNING id
 
@@ -41,6 +41,7 @@ RETURNING id
 INSERT INTO outbox_events (event_type, aggregate_type, aggregate_id, payload, correlation_id)
 VALUES ('message.queued', 'message', $1::uuid::text,
         jsonb_build_object('message_id', $1::uuid, 'conversation_id', $2::uuid), $3)
+RETURNING id
 
 -- property_of_conversation --
 SELECT p.id, p.code, p.name, p.timezone, p.currency, p.whatsapp_phone_number_id, p.settings
@@ -97,3 +98,4 @@ FROM reservations r WHERE r.id = $1
 -- A fact of the conversation for the inn's staff (a handoff, a cancellation request).
 INSERT INTO outbox_events (event_type, aggregate_type, aggregate_id, payload, correlation_id)
 VALUES ($1, 'conversation', $2::uuid::text, $3, $4)
+RETURNING id

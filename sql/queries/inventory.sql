@@ -1,14 +1,14 @@
 -- create_hold --
--- Claim every night of a stay or none (see sql/migrations/0002_inventory.sql).
+-- Claim every night of a stay or none (see sql/migrations/0007_pipeline.sql).
 SELECT * FROM create_hold($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 
 -- release_hold --
 -- Expire (when due) or cancel an active hold and give its nights back.
-SELECT release_hold($1, $2, $3, $4)
+SELECT * FROM release_hold($1, $2, $3, $4)
 
 -- expire_due_holds --
--- Sweep: expire up to $1 overdue active holds, skipping locked ones.
-SELECT * FROM expire_due_holds($1)
+-- Sweep: expire up to $1 overdue active holds, skipping locked ones ($2: the sweep's id).
+SELECT * FROM expire_due_holds($1, $2)
 
 -- convert_hold --
 -- Turn a paid hold into its reservation, or mark the payment for refund.

@@ -1,15 +1,35 @@
 -- insert_receipt --
 -- Durable receipt of an external event; a duplicate delivery inserts nothing.
 -- Ignored types are recorded as already processed, with outcome 'ignored'.
-INSERT INTO processed_events (source, external_id, event_type, details, task_name,
-                              processed_at, outcome)
-VALUES ($1, $2, $3, $4, $5, CASE WHEN $6 THEN now() END, CASE WHEN $6 THEN 'ignored' END)
+INSERT INTO processed_events AS p (source, external_id, event_type, details, task_name,
+                                   processed_at, outcome, correlation_id)
+VALUES ($1, $2, $3, $4, $5, CASE WHEN $6 THEN now() END, CASE WHEN $6 THEN 'ignored' END, $7)
 ON CONFLICT ON CONSTRAINT processed_events_source_external_id_key DO NOTHING
-RETURNING enqueued_at, outcome
+RETURNING p.source, p.external_id, p.enqueued_at, p.processed_at, p.outcome, p.task_name,
+          p.reprocess_generation, p.correlation_id, false AS stale
 
 -- receipt_state --
--- Where an already received event stands.
-SELECT enqueued_at, outcome, task_name FROM processed_events WHERE source = $1 AND external_id = $2
+-- Where an already received event stands; stale: enqueued over $3 seconds ago.
+SELECT source, external_id, enqueued_at, processed_at, outcome, task_name,
+       reprocess_generation, correlation_id,
+       enqueued_at < now() - make_interval(secs => $3) AS stale
+FROM processed_events WHERE source = $1 AND external_id = $2
+
+-- stale_receipts --
+-- Unfinished receipts enqueued (or, never enqueued, received) over $1 seconds ago, oldest
+-- first, at most $2: the re-drive's candidates.
+SELECT source, external_id, enqueued_at, task_name, reprocess_generation, correlation_id
+FROM processed_events
+WHERE processed_at IS NULL AND coalesce(enqueued_at, received_at) < now() - make_interval(secs => $1)
+ORDER BY received_at
+LIMIT $2
+
+-- redrive_receipt --
+-- Name the receipt's task of generation $3 ($4), unless it finished or someone else did.
+UPDATE processed_events SET reprocess_generation = $3, task_name = $4, enqueued_at = now()
+WHERE source = $1 AND external_id = $2 AND reprocess_generation = $3 - 1
+  AND processed_at IS NULL
+RETURNING true
 
 -- mark_receipts_enqueued --
 -- These events' tasks exist: from now on a duplicate delivery may be acknowledged at once.

@@ -33,6 +33,7 @@ from app.payments.booking import Booking, hold_and_checkout
 from app.payments.stripe_api import open_stripe
 from app.pii import pii_keys
 from app.settings import Secret, Settings
+from app.tasks.outbox import relaying
 from app.tasks.queue import TaskQueue, queue_config
 from tests.inventory.conftest import START, Calendar, make_calendar
 from tests.support import serve_app
@@ -107,6 +108,26 @@ async def rows_as_text(stack: Stack) -> str:
     return str(await stack.pool.fetchval(_ROWS_AS_TEXT))
 
 
+async def worker_task(
+    stack: Stack, path: str, body: dict[str, Any], **headers: str
+) -> dict[str, Any]:
+    """Call a worker task endpoint as Cloud Tasks does, with a Google-signed OIDC token."""
+    token = stack.emulator.mint_token(SERVICE_ACCOUNT, stack.settings.oidc_audience)
+    async with httpx.AsyncClient(base_url=stack.worker) as http:
+        response = await http.post(
+            path,
+            content=orjson.dumps(body),
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/json",
+                **headers,
+            },
+        )
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
 async def calendar(stack: Stack, units: int = 2) -> Calendar:
     """A pousada with one room type 'std' (2 guests, ``units`` rooms, R$300) for 10 nights."""
     async with stack.pool.acquire() as conn:
@@ -122,7 +143,8 @@ async def book(stack: Stack, cal: Calendar, first: int = 0, nights: int = 2) -> 
         ((cal.room_type_ids["std"], 1),),
         uuid.uuid4().hex,
     )
-    return await hold_and_checkout(stack.pool, stack.queue, stack.client, stack.settings, request)
+    async with relaying(stack.pool, stack.queue):  # as the handler of a guest's "yes" is
+        return await hold_and_checkout(stack.pool, stack.client, stack.settings, request)
 
 
 @contextlib.asynccontextmanager

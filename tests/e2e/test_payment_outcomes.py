@@ -95,7 +95,7 @@ async def _expire_by_sweep(stack: Stack, booking: Booking) -> None:
             "/tasks/holds/sweep", headers={"Authorization": f"Bearer {token}"}
         )
     assert response.status_code == 200, response.text
-    assert response.json() == {"outcome": "swept", "expired": 1}
+    assert response.json() == {"outcome": "swept", "expired": 1, "continued": False}
     assert (await _hold(stack, booking))["status"] == "expired"
 
 

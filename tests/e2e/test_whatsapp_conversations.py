@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 import orjson
 import pytest
 from pythonjsonlogger.orjson import OrjsonFormatter
@@ -22,8 +21,8 @@ from pythonjsonlogger.orjson import OrjsonFormatter
 from app.dev.fake_graph import inbound_envelope
 from app.dev.fake_stripe import event
 from app.pii import pii_keys
-from app.tasks.queue import task_name
-from tests.e2e.conftest import SERVICE_ACCOUNT, Stack, book, calendar
+from app.tasks.catalog import CONVERSATION_NOTIFY
+from tests.e2e.conftest import Stack, book, calendar, worker_task
 from tests.inventory.conftest import Calendar, make_calendar
 from tests.support import eventually
 
@@ -111,20 +110,6 @@ def answered(stack: Stack, short_name: str) -> bool:
         d.task == short_name and d.status is not None and d.status < 300
         for d in stack.emulator.deliveries
     )
-
-
-async def worker_task(stack: Stack, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Call a worker task endpoint as Cloud Tasks does, with a Google-signed OIDC token."""
-    token = stack.emulator.mint_token(SERVICE_ACCOUNT, stack.settings.oidc_audience)
-    async with httpx.AsyncClient(base_url=stack.worker) as http:
-        response = await http.post(
-            path,
-            content=orjson.dumps(body),
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        )
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
 
 
 async def pay(stack: Stack, link: str) -> str:
@@ -452,7 +437,11 @@ async def test_expired_hold_is_announced_and_a_yes_quotes_again(stack: Stack) ->
         hold_id,
     )
 
-    assert await worker_task(stack, "/tasks/holds/sweep", {}) == {"outcome": "swept", "expired": 1}
+    assert await worker_task(stack, "/tasks/holds/sweep", {}) == {
+        "outcome": "swept",
+        "expired": 1,
+        "continued": False,
+    }
     notice = (await replies(stack, guest, 3))[2]
     assert notice == (
         "Sua pré-reserva de 05/03/2031 a 07/03/2031 expirou sem pagamento e os quartos foram "
@@ -504,7 +493,7 @@ async def test_cancel_releases_the_hold_and_says_so_once(stack: Stack) -> None:
     assert (await worker_task(stack, "/tasks/holds/sweep", {}))["expired"] == 0
 
     await settled(stack)
-    assert answered(stack, task_name("notify", f"{hold_id}:hold.cancelled"))  # silently
+    assert answered(stack, CONVERSATION_NOTIFY.task_name(f"{hold_id}:hold.cancelled"))  # silently
     texts = sent_to(stack, guest)
     assert len(texts) == 4, texts
     assert not any("expirou" in text for text in texts)
@@ -550,7 +539,7 @@ async def test_a_second_confirmation_replaces_the_first_hold(stack: Stack) -> No
     ]
     await held_nights_match_active_holds(stack)
     replaced = holds[0]["id"]
-    assert answered(stack, task_name("notify", f"{replaced}:hold.cancelled"))  # silently
+    assert answered(stack, CONVERSATION_NOTIFY.task_name(f"{replaced}:hold.cancelled"))  # silently
     texts = sent_to(stack, guest)
     assert len(texts) == 4, texts
     assert not any("expirou" in text for text in texts)
@@ -697,7 +686,7 @@ async def test_a_replacing_yes_retried_after_a_stripe_outage_still_gets_its_link
     await say(stack, guest, "quero o 1")
 
     async def a_cancel_notified() -> bool:
-        return answered(stack, task_name("notify", f"{hold_a}:hold.cancelled"))
+        return answered(stack, CONVERSATION_NOTIFY.task_name(f"{hold_a}:hold.cancelled"))
 
     await eventually(a_cancel_notified, within=20)
     stack.stripe.fail_next = 0

@@ -15,7 +15,7 @@ from pythonjsonlogger.json import JsonFormatter
 from app.dev.fake_graph import inbound_envelope
 from app.dev.fake_stripe import event
 from app.inventory.holds import expire_due_holds
-from app.tasks.outbox import relay
+from app.tasks.outbox import relay_due
 from tests.e2e.conftest import Stack, calendar, rows_as_text
 from tests.inventory.conftest import Calendar, make_calendar
 from tests.support import eventually
@@ -199,7 +199,7 @@ async def test_expired_hold_is_announced_and_can_be_quoted_again(stack: Stack) -
     )
     async with stack.pool.acquire() as conn:
         assert await expire_due_holds(conn, 10)
-    await relay(stack.pool, stack.queue)
+    await relay_due(stack.pool, stack.queue)
     notice = (await replies(stack, 3))[2]
     assert "expirou" in notice
     assert await stack.pool.fetchval("SELECT sum(inv_held) FROM ari_days") == 0
