@@ -185,3 +185,8 @@ class TcpProxy:
             writer.transport.abort()
         self._writers.clear()
         await self._server.wait_closed()
+
+    async def restore(self) -> None:
+        """After cut(): listen again on the same port, so new connections go through."""
+        assert self._server is not None and not self._server.is_serving()
+        await self.start()

@@ -1,4 +1,5 @@
-"""Role-selected route tables: public never exposes /tasks, worker never /webhooks."""
+"""Role-selected route tables: each role mounts exactly its own routes (public never
+exposes /tasks, worker never /webhooks), checked on the tables and over HTTP."""
 
 from __future__ import annotations
 
@@ -6,20 +7,53 @@ import httpx
 from starlette.routing import Route
 
 from app.http import public, worker
+from app.http.app import ROUTE_TABLES
+from app.tasks.catalog import CATALOG
 from tests.support import serve_app
 
+# Starlette answers HEAD wherever it answers GET; the tables below leave that implicit.
+PUBLIC_ROUTES = {
+    ("/health", "GET"),
+    ("/ready", "GET"),
+    ("/webhooks/stripe", "POST"),
+    ("/webhooks/whatsapp/meta", "GET"),
+    ("/webhooks/whatsapp/meta", "POST"),
+    ("/webhooks/whatsapp/evolution", "POST"),
+}
 
-def _paths(routes: list) -> set[str]:  # type: ignore[type-arg]
-    return {route.path for route in routes if isinstance(route, Route)}
+
+def _table(routes: list) -> list[tuple[str, str]]:  # type: ignore[type-arg]
+    """(path, method) of every route, HEAD left out where the route also answers GET;
+    a route open to every method shows as "*"."""
+    assert all(isinstance(route, Route) for route in routes), routes
+    return sorted(
+        (route.path, method)
+        for route in routes
+        for method in route.methods or {"*"}
+        if not (method == "HEAD" and "GET" in route.methods)
+    )
 
 
-def test_route_tables_hold_only_their_roles_paths() -> None:
-    """The public table has no /tasks path; the worker table has no /webhooks path."""
-    assert {"/health", "/ready"} <= _paths(public.routes)
-    assert {"/health", "/ready"} <= _paths(worker.routes)
-    assert not any(path.startswith("/tasks") for path in _paths(public.routes))
-    assert not any(path.startswith("/webhooks") for path in _paths(worker.routes))
-    assert all(isinstance(route, Route) for route in public.routes + worker.routes)
+def _task_paths() -> list[str]:
+    return [route.path for route in worker.routes if route.path.startswith("/tasks")]
+
+
+def test_public_table_is_exactly_the_allowed_routes() -> None:
+    """The public table holds exactly health, readiness and the provider webhooks, each
+    with exactly its methods, once: any other route (a /tasks one, a debug one) fails."""
+    assert _table(public.routes) == sorted(PUBLIC_ROUTES)
+    assert ROUTE_TABLES["public"] is public.routes
+
+
+def test_worker_table_is_health_and_one_route_per_task_kind() -> None:
+    """The worker table holds exactly /health and /ready (GET) and one POST route per task
+    kind of the catalog, at the kind's path: no webhook, nothing the catalog does not
+    declare."""
+    expected = {("/health", "GET"), ("/ready", "GET")} | {(kind.path, "POST") for kind in CATALOG}
+    assert len(expected) == 2 + len(CATALOG)  # no two kinds share a path
+    assert _table(worker.routes) == sorted(expected)
+    assert len(_task_paths()) == len(CATALOG)
+    assert ROUTE_TABLES["worker"] is worker.routes
 
 
 async def test_public_role_over_http(make_settings) -> None:  # type: ignore[no-untyped-def]
@@ -34,11 +68,24 @@ async def test_public_role_over_http(make_settings) -> None:  # type: ignore[no-
         assert "GET" in wrong.headers["allow"]
 
 
+async def test_no_task_path_answers_on_the_public_role(make_settings) -> None:  # type: ignore[no-untyped-def]
+    """Every /tasks path of the worker's table, with or without a bearer token, answers
+    404 JSON on the public server (never 401, which would mean the route exists)."""
+    paths = _task_paths()
+    assert len(paths) == len(CATALOG)
+    async with serve_app(make_settings("public")) as base, httpx.AsyncClient(base_url=base) as http:
+        for path in paths:
+            for headers in ({}, {"Authorization": "Bearer x"}):
+                answer = await http.post(path, content=b"{}", headers=headers)
+                assert (path, answer.status_code) == (path, 404)
+                assert answer.json() == {"error": "not_found"}
+
+
 async def test_worker_role_over_http(make_settings) -> None:  # type: ignore[no-untyped-def]
     """Worker answers /health and /ready, and 404 JSON for /webhooks/stripe."""
     async with serve_app(make_settings("worker")) as base, httpx.AsyncClient(base_url=base) as http:
         assert (await http.get("/health")).status_code == 200
-        assert (await http.get("/ready")).json() == {"status": "ready"}
+        assert (await http.get("/ready")).json() == {"status": "ready", "task_queue": "unknown"}
         missing = await http.post("/webhooks/stripe", content=b"{}")
         assert missing.status_code == 404 and missing.json() == {"error": "not_found"}
 

@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -41,10 +42,30 @@ def bin_dir() -> Path:
     )
 
 
+# Ports for local servers are picked below the kernel's ephemeral range: a port taken from
+# that range (bind to port 0) may be handed to some outgoing connection as its source port
+# before the server binds it.
+_LOCAL_PORTS = (10_000, 32_768)
+
+
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return _LOCAL_PORTS[1]
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on now and no outgoing connection will be given."""
+    high = min(_LOCAL_PORTS[1], _ephemeral_floor())
+    while True:
+        port = random.randrange(_LOCAL_PORTS[0], high)  # noqa: S311 (not a secret)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def _die_with_parent() -> None:

@@ -141,7 +141,17 @@ async def _run(env: dict[str, str], children: list[Child]) -> int:
     tasks_port = _port(env["TASKS_EMULATOR_HOST"])
     evolution = orjson.loads(SAMPLE_EVOLUTION_PROPERTY.read_bytes())["whatsapp"]
     services = (  # (module, the port it serves, its arguments)
-        ("tasks_emulator", tasks_port, ["--certs-port", _port(env["OIDC_CERTS_URL"])]),
+        (
+            "tasks_emulator",
+            tasks_port,
+            [
+                "--certs-port",
+                _port(env["OIDC_CERTS_URL"]),
+                # A restarted emulator keeps signing with the key the worker already trusts.
+                "--key-file",
+                str(local_dir() / "tasks-signing-key.pem"),
+            ],
+        ),
         ("fake_stripe", _port(env["STRIPE_API_BASE"]), ["--api-key", env["STRIPE_SECRET_KEY"]]),
         (
             "fake_graph",

@@ -36,6 +36,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 import httpx
@@ -100,21 +101,35 @@ class TasksEmulator:
     live: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     # Queues that dispatch nothing until resumed (tasks wait in them, as in production).
     paused: set[str] = field(default_factory=set)
+    # Where the signing key is kept, so a restarted emulator signs with the same key and the
+    # worker's cached certificate stays good (None: a fresh key per process, for tests).
+    key_file: Path | None = None
 
     def __post_init__(self) -> None:
-        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self._kid = uuid.uuid4().hex
-        pem = self._key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+        pem = self._signing_key()
+        key = serialization.load_pem_private_key(pem, password=None)
+        assert isinstance(key, rsa.RSAPrivateKey)
+        self._key = key
+        self._kid = hashlib.sha256(pem).hexdigest()[:32]
         self._signer = crypt.RSASigner.from_string(pem, key_id=self._kid)
         self._running: set[asyncio.Task[None]] = set()
         self._resumed: dict[str, asyncio.Event] = {}
         self._grpc: grpc.aio.Server | None = None
         self._http: httpx.AsyncClient | None = None
         self._stop_certs: Callable[[], Awaitable[None]] | None = None
+
+    def _signing_key(self) -> bytes:
+        if self.key_file is not None and self.key_file.is_file():
+            return self.key_file.read_bytes()
+        pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        if self.key_file is not None:
+            self.key_file.touch(mode=0o600)
+            self.key_file.write_bytes(pem)
+        return pem
 
     @property
     def host(self) -> str:
@@ -324,6 +339,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8123)
     parser.add_argument("--certs-port", type=int, default=8124)
     parser.add_argument("--min-backoff", type=float, default=0.5)
+    parser.add_argument("--key-file", type=Path, help="keep the signing key here (make run)")
     args = parser.parse_args(argv)
     configure_logging("tasks-emulator")
     emulator = TasksEmulator(
@@ -331,6 +347,7 @@ def main(argv: list[str] | None = None) -> None:
         certs_port=args.certs_port,
         min_backoff=args.min_backoff,
         bind=args.host,
+        key_file=args.key_file,
     )
     asyncio.run(run_until_signalled(emulator.start, emulator.stop))
 

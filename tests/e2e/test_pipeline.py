@@ -9,6 +9,7 @@ import datetime as dt
 import re
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import grpc
 import orjson
@@ -17,12 +18,18 @@ from google.cloud.tasks_v2 import CloudTasksAsyncClient
 from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcAsyncIOTransport
 
 from app.dev.fake_stripe import event
+from app.dev.postgres import free_port
+from app.inventory.holds import HoldRequest
+from app.inventory.stay import Stay
 from app.logging import ContextFilter
+from app.payments.booking import hold_and_checkout
 from app.tasks.catalog import HOLDS_SWEEP
+from app.tasks.outbox import relaying
+from app.tasks.queue import TaskQueue
 from tests.e2e.conftest import Stack, book, calendar, worker_task
 from tests.e2e.test_commands import _cli
 from tests.e2e.test_whatsapp_flow import replies, say
-from tests.inventory.conftest import make_calendar
+from tests.inventory.conftest import Calendar, make_calendar
 from tests.support import eventually
 
 
@@ -128,6 +135,35 @@ async def test_a_backlog_never_delays_a_new_guests_link(stack: Stack) -> None:
     assert settled == {"outcome": "relayed", "settled": 5000}
 
 
+async def test_a_relay_failure_after_commit_is_not_the_callers_error(stack: Stack) -> None:
+    """With Cloud Tasks unreachable, a hold and its Checkout Session still succeed: the
+    relay after the commit fails quietly, the row waits with its attempt counted, and the
+    scheduled relay hands it over once the queue is back."""
+    unreachable = TaskQueue(replace(stack.queue.config, emulator_host=f"127.0.0.1:{free_port()}"))
+    cal = await calendar(stack)
+    try:
+        async with relaying(stack.pool, unreachable):
+            booking = await hold_and_checkout(
+                stack.pool, stack.client, stack.settings, _request(cal)
+            )
+    finally:
+        await unreachable.close()
+    assert booking.checkout.url
+    row = await stack.pool.fetchrow(
+        "SELECT id, attempts, last_error, dead_at FROM outbox_events"
+        " WHERE event_type = 'hold.created'"
+    )
+    assert row["attempts"] == 1 and "Unavailable" in row["last_error"] and not row["dead_at"]
+    await stack.pool.execute("UPDATE outbox_events SET next_attempt_at = now()")
+    assert (await worker_task(stack, "/tasks/outbox/relay", {}))["settled"] == 1
+    assert _expire_task_exists(stack, booking.hold.id)
+
+
+def _request(cal: Calendar) -> HoldRequest:
+    stay = Stay(cal.start, cal.start + dt.timedelta(days=1), 2)
+    return HoldRequest(cal.property.id, stay, ((cal.room_type_ids["std"], 1),), uuid.uuid4().hex)
+
+
 # ---- a task lost after its receipt was marked enqueued ---------------------------------
 
 
@@ -212,6 +248,25 @@ async def test_a_provider_redelivery_recovers_a_lost_task_once(
     assert await _reservations(stack) == 1
     generation = await stack.pool.fetchval("SELECT reprocess_generation FROM processed_events")
     assert generation == 1
+
+
+async def test_a_receipt_lost_five_times_is_left_to_an_operator(
+    stack: Stack, tasks_client: CloudTasksAsyncClient
+) -> None:
+    """After five re-drives a receipt is not re-driven again (a fault to look at): it stays
+    in `ops stale-receipts` until `ops reprocess` forces it through, once."""
+    await _paid_event_whose_task_is_lost(stack, tasks_client)
+    await stack.pool.execute("UPDATE processed_events SET reprocess_generation = 5")
+    assert await worker_task(stack, "/tasks/receipts/redrive", {}) == {
+        "outcome": "redriven",
+        "exhausted": 1,
+    }
+    code, found = await _cli(stack, "ops", "stale-receipts")
+    assert code == 1 and found["found"] == 1
+    code, done = await _cli(stack, "ops", "reprocess", "--source", "stripe")
+    assert code == 0 and done["reprocessed"] == 1
+    await eventually(lambda: _processed(stack))
+    assert await _reservations(stack) == 1
 
 
 async def test_a_task_waiting_in_its_queue_is_not_redriven(

@@ -16,8 +16,10 @@ import orjson
 import pytest
 
 from app.dev.tasks_emulator import TasksEmulator
+from app.http import worker
 from app.inventory.holds import HoldRequest, create_hold
 from app.inventory.stay import Stay
+from app.tasks.catalog import CATALOG
 from tests.e2e.conftest import SERVICE_ACCOUNT, Stack
 from tests.inventory.conftest import make_calendar
 
@@ -204,14 +206,12 @@ async def test_unknown_task_path_is_404_before_authentication(
 
 
 async def test_every_task_route_requires_a_token(stack: Stack) -> None:
-    """No /tasks route of the worker runs without a token, whatever its body."""
+    """No /tasks route of the worker's table (one per task kind of the catalog) runs
+    without a token, whatever its body: each answers 401 and nothing is relayed or
+    enqueued."""
     row_id, _ = await _pending_outbox_row(stack)
-    paths = [
-        "/tasks/stripe/event",
-        "/tasks/holds/expire",
-        "/tasks/holds/sweep",
-        "/tasks/outbox/relay",
-    ]
+    paths = [route.path for route in worker.routes if route.path.startswith("/tasks")]
+    assert len(paths) == len(CATALOG)
     body = orjson.dumps({"event_id": "evt_x", "hold_id": str(uuid.uuid4())})
     async with httpx.AsyncClient(base_url=stack.worker) as http:
         for path in paths:
