@@ -373,7 +373,8 @@ CREATE TABLE public.conversations (
     last_inbound_at timestamp with time zone,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    lease_until timestamp with time zone
+    lease_until timestamp with time zone,
+    CONSTRAINT conversations_state_check CHECK ((state = ANY (ARRAY['new'::text, 'collecting'::text, 'quoted'::text, 'awaiting_payment'::text, 'booked'::text, 'requote'::text, 'human'::text])))
 );
 
 CREATE TABLE public.hold_nights (

@@ -18,71 +18,21 @@ the stay asked for (``stay``), the numbered options last shown (``options``), th
 from __future__ import annotations
 
 import datetime as dt
-import uuid
-from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
-import stripe
 
-from app.conversations import replies
+from app.conversations import actions, replies
+from app.conversations.model import Conversation, Services, Turn
 from app.conversations.understanding import Understood, understand
-from app.db import QUERIES
 from app.errors import BadRequest, Conflict, NothingAvailable
-from app.inventory.holds import HoldRequest, cancel_hold
-from app.inventory.quote import Property, QuoteOption, quote
+from app.inventory.holds import HoldRequest
+from app.inventory.quote import Property, QuoteOption
 from app.inventory.stay import MAX_STAY_NIGHTS, Stay
-from app.payments.booking import hold_and_checkout
-from app.settings import Settings
-from app.tasks.queue import TaskQueue
 
 # Hold cancellations a guest's own message causes (and answers).
 GUEST_CANCEL_REASONS = frozenset({"guest_request", "replaced"})
-# Nearby stays offered when the dates asked for are full: check-in moved by up to a week.
-ALTERNATIVE_SHIFT_DAYS = 7
-MAX_ALTERNATIVES = 3
-
-
-@dataclass(frozen=True)
-class Services:
-    pool: asyncpg.Pool
-    queue: TaskQueue
-    stripe: stripe.StripeClient
-    settings: Settings
-
-
-@dataclass(frozen=True)
-class Conversation:
-    id: uuid.UUID
-    property: Property
-    state: str
-    language: str | None
-    context: dict[str, Any]
-
-
-@dataclass
-class Turn:
-    """What one message or event makes the bot say, and the state it leaves."""
-
-    language: str
-    state: str
-    context: dict[str, Any]
-    replies: list[str] = field(default_factory=list)
-    # Facts for the inn's staff, written to the outbox with the turn: (event type, payload).
-    facts: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    # By reply index: the template that reply goes out as outside WhatsApp's 24-hour window
-    # ({"kind", "parameters"}); a reply without one is not sent then.
-    templates: dict[int, dict[str, Any]] = field(default_factory=dict)
-
-    def say(self, key: str, **fields: object) -> Turn:
-        self.replies.append(replies.render(key, self.language, **fields))
-        return self
-
-    def say_templated(self, key: str, parameters: list[str], **fields: object) -> Turn:
-        """A reply that may also go out after 24 hours, as the inn's ``key`` template."""
-        self.templates[len(self.replies)] = {"kind": key, "parameters": parameters}
-        return self.say(key, **fields)
 
 
 def _stay_fields(context: dict[str, Any]) -> dict[str, Any]:
@@ -205,8 +155,7 @@ async def _cancel(services: Services, turn: Turn) -> Turn:
     hold_id = turn.context.get("hold_id")
     if hold_id is None:
         return turn.say("nothing_to_cancel")
-    async with services.pool.acquire() as conn:
-        cancelled = await cancel_hold(conn, uuid.UUID(hold_id), "guest_request")
+    cancelled = await actions.cancel(services, hold_id, "guest_request")
     turn.context.pop("hold_id")
     turn.state = "collecting"
     # Not cancelled: it had already expired or been paid; the event for that speaks.
@@ -236,14 +185,12 @@ async def _next_step(services: Services, prop: Property, turn: Turn, today: dt.d
         wanted = Stay(checkin, checkout, int(stay["guests"]))
     except BadRequest:
         return await _too_many(services, prop, turn)
-    async with services.pool.acquire() as conn:
-        try:
-            found = await quote(conn, prop, wanted, today=today)
-        except BadRequest:
-            return await _too_many(services, prop, turn)
-        if found:
-            return _quoted(prop, turn, wanted, found)
-        alternatives = await _alternatives(conn, prop, wanted, today)
+    try:
+        found, alternatives = await actions.quote_stay(services, prop, wanted, today)
+    except BadRequest:
+        return await _too_many(services, prop, turn)
+    if found:
+        return _quoted(prop, turn, wanted, found)
     shown = {"guests": wanted.guests, "checkin": replies.day(checkin, lang)}
     turn.say("unavailable", **shown, checkout=replies.day(checkout, lang))
     if alternatives:
@@ -269,10 +216,9 @@ def _date_problem(checkin: dt.date, checkout: dt.date, today: dt.date) -> str | 
 
 
 async def _too_many(services: Services, prop: Property, turn: Turn) -> Turn:
-    async with services.pool.acquire() as conn:
-        most = await conn.fetchval(QUERIES["max_occupancy"], prop.id)
+    most = await actions.largest_room(services, prop)
     turn.context["stay"].pop("guests", None)
-    return turn.say("too_many_guests", most=most or 0)
+    return turn.say("too_many_guests", most=most)
 
 
 def _quoted(prop: Property, turn: Turn, stay: Stay, found: list[QuoteOption]) -> Turn:
@@ -303,25 +249,6 @@ def _quoted(prop: Property, turn: Turn, stay: Stay, found: list[QuoteOption]) ->
     )
 
 
-async def _alternatives(
-    conn: asyncpg.Connection, prop: Property, wanted: Stay, today: dt.date
-) -> list[tuple[Stay, int]]:
-    """The nearest stays of the same length with a room, closest check-in first."""
-    found: list[tuple[Stay, int]] = []
-    for distance in range(1, ALTERNATIVE_SHIFT_DAYS + 1):
-        for shift in (distance, -distance):
-            checkin = wanted.checkin + dt.timedelta(days=shift)
-            if checkin < today:
-                continue
-            candidate = Stay(checkin, checkin + dt.timedelta(days=wanted.nights), wanted.guests)
-            options = await quote(conn, prop, candidate, today=today)
-            if options:
-                found.append((candidate, options[0].total_cents))
-                if len(found) == MAX_ALTERNATIVES:
-                    return sorted(found, key=lambda alt: alt[0].checkin)
-    return sorted(found, key=lambda alt: alt[0].checkin)
-
-
 async def _book(
     services: Services,
     conv: Conversation,
@@ -340,8 +267,7 @@ async def _book(
     previous = turn.context.get("hold_id")
     if previous is not None:
         # At most one pending hold per conversation: a new "yes" replaces the old one.
-        async with services.pool.acquire() as conn:
-            await cancel_hold(conn, uuid.UUID(previous), "replaced")
+        await actions.cancel(services, previous, "replaced")
         turn.context.pop("hold_id")
     request = HoldRequest(
         property_id=prop.id,
@@ -351,9 +277,7 @@ async def _book(
         conversation_id=conv.id,
     )
     try:
-        booking = await hold_and_checkout(
-            services.pool, services.stripe, services.settings, request
-        )
+        booking = await actions.hold_and_pay(services, request)
     except NothingAvailable:
         turn.state = "requote"
         turn.context.pop("options", None)
@@ -386,7 +310,7 @@ async def notify(
     turn = Turn(conv.language or replies.DEFAULT_LANGUAGE, conv.state, context)
     hold_id = str(payload.get("hold_id"))
     current = context.get("hold_id") == hold_id
-    hold = await conn.fetchrow(QUERIES["hold_stay"], uuid.UUID(hold_id))
+    hold = await actions.hold_dates(conn, hold_id)
     if hold is None:
         return turn
     lang = turn.language

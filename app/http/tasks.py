@@ -14,9 +14,9 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from app.conversations.engine import Services
-from app.conversations.service import handle_message, notify_guest
-from app.conversations.staff import notify_staff
+from app.conversations.handlers import handle_message, notify_guest
+from app.conversations.model import Services
+from app.conversations.staff_notices import notify_staff
 from app.http.body import read_capped
 from app.http.deps import Deps, deps
 from app.inventory.holds import expire_due_holds, expire_hold

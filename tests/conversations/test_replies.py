@@ -6,7 +6,7 @@ import string
 
 import pytest
 
-from app.conversations import replies, staff
+from app.conversations import replies, staff_commands, staff_notices
 
 
 def _fields(template: str, n: int) -> dict[str, object]:
@@ -23,7 +23,11 @@ GUEST_TEXTS = [
     for key, by_lang in replies.TEMPLATES.items()
     for lang, text in by_lang.items()
 ]
-STAFF_TEXTS = [(key, replies.DEFAULT_LANGUAGE, text) for key, text in staff.TEMPLATES.items()]
+STAFF_TEXTS = [
+    (key, replies.DEFAULT_LANGUAGE, text)
+    for texts in (staff_notices.TEMPLATES, staff_commands.TEMPLATES)
+    for key, text in texts.items()
+]
 
 
 @pytest.mark.parametrize("n", [1, 2])

@@ -1,8 +1,8 @@
-"""The inn's side: notifying its staff numbers, and their "#bot" command.
+"""Telling the inn's staff numbers what they must know.
 
-A notification is one outbox fact told to every staff number of the property, each as a
-reply keyed ``staff:<outbox id>:<staff contact hash>``: a task run twice (or concurrently)
-writes and sends each notice once. Staff messages are in Portuguese, the inns' language.
+A notice is one outbox fact told to every staff number of the property, each as a reply
+keyed ``staff:<outbox id>:<staff contact hash>``: a task run twice (or concurrently) writes
+and sends each notice once. Staff texts are in Portuguese, the inns' language.
 """
 
 from __future__ import annotations
@@ -12,19 +12,15 @@ from typing import Any
 
 import asyncpg
 
-from app.conversations import replies
-from app.conversations.engine import Conversation, Services, Turn
+from app.conversations import replies, store
+from app.conversations.model import Services
 from app.db import QUERIES
-from app.errors import Busy
-from app.logging import correlation_id
 from app.pii import PiiKeys
-from app.tasks import outbox
 
 STAFF_LANGUAGE = "pt"
 # Staff seldom write to the inn's number, so notices usually go out as the inn's
 # "staff_notice" template, whose one parameter is the notice (filled in when sending).
 STAFF_TEMPLATE = {"kind": "staff_notice", "parameters": []}
-LEASE_SECONDS = 60
 
 TEMPLATES = {
     "reservation.confirmed": "Nova reserva {code}: {rooms}, {checkin} a {checkout} "
@@ -38,14 +34,12 @@ TEMPLATES = {
     "enviar #bot {ref}.",
     "reservation.cancel_requested": "O hóspede {phone} pediu o cancelamento da reserva {code}. "
     "O robô respondeu que a pousada vai confirmar.",
-    "released": "Pronto: o robô voltou a atender a conversa {ref}.",
-    "nothing_to_release": "Nenhuma conversa aguardando atendimento.",
-    "commands": "Comandos: #bot [conversa] devolve uma conversa ao robô.",
 }
 _PAYMENT_KINDS = {"late": "pago após expirar", "duplicate": "em duplicidade", "mismatch": "valor"}
 
 
-def _ref(conversation_id: str | uuid.UUID) -> str:
+def ref(conversation_id: str | uuid.UUID) -> str:
+    """The short reference a staff member types to name a conversation."""
     return str(conversation_id)[:8]
 
 
@@ -75,14 +69,14 @@ async def _text(
             kind=_PAYMENT_KINDS.get(event_type.split(".", 1)[1], event_type),
             amount=money(payload["amount_cents"], payload["currency"], STAFF_LANGUAGE),
             expected=money(payload["expected_cents"], payload["expected_currency"], STAFF_LANGUAGE),
-            payment_id=_ref(payload["payment_id"]),
+            payment_id=ref(payload["payment_id"]),
         )
     guest = await conn.fetchrow(QUERIES["guest_contact"], uuid.UUID(payload["conversation_id"]))
     if guest is None:
         return None
     # The staff need the number to answer the guest from their own phone.
     phone = "+" + pii.decrypt(guest["phone_encrypted"], "phone").lstrip("+")
-    ref = _ref(payload["conversation_id"])
+    short = ref(payload["conversation_id"])
     if event_type == "reservation.cancel_requested":
         return TEMPLATES[event_type].format(phone=phone, code=payload.get("code") or "?")
     stay = guest["context"].get("stay") or {}
@@ -90,13 +84,12 @@ async def _text(
     if "checkin" in stay and "checkout" in stay:
         stay_line = f"Datas pedidas: {stay['checkin']} a {stay['checkout']}. "
     return TEMPLATES[f"handoff.{payload.get('reason', 'asked')}"].format(
-        phone=phone, ref=ref
-    ) + TEMPLATES["handoff.tail"].format(stay=stay_line, ref=ref)
+        phone=phone, ref=short
+    ) + TEMPLATES["handoff.tail"].format(stay=stay_line, ref=short)
 
 
 async def notify_staff(services: Services, pii: PiiKeys, outbox_id: int) -> str:
-    pool = services.pool
-    async with pool.acquire() as conn:
+    async with services.pool.acquire() as conn:
         event = await conn.fetchrow(QUERIES["outbox_event"], outbox_id)
         if event is None or "property_id" not in event["payload"]:
             return "not_applicable"
@@ -115,50 +108,12 @@ async def notify_staff(services: Services, pii: PiiKeys, outbox_id: int) -> str:
                 conversation_id = await conn.fetchval(
                     QUERIES["upsert_conversation"], payload["property_id"], contact_hash
                 )
-                message_id = await conn.fetchval(
-                    QUERIES["insert_message"],
+                await store.insert_reply(
+                    conn,
+                    pii,
                     conversation_id,
-                    "out",
-                    pii.encrypt(text, "message"),
-                    None,
-                    f"staff:{outbox_id}:{contact_hash}",
-                    None,
-                    STAFF_TEMPLATE,
-                    correlation_id.get(),
+                    text,
+                    dedupe_key=f"staff:{outbox_id}:{contact_hash}",
+                    template=STAFF_TEMPLATE,
                 )
-                if message_id is not None:
-                    outbox.written(
-                        [
-                            await conn.fetchval(
-                                QUERIES["queue_reply"],
-                                message_id,
-                                conversation_id,
-                                correlation_id.get(),
-                            )
-                        ]
-                    )
     return "notified"
-
-
-async def staff_command(services: Services, staff: Conversation, text: str) -> Turn:
-    """A staff member wrote to the inn's number: "#bot [conversa]" releases a handoff."""
-    turn = Turn(STAFF_LANGUAGE, staff.state, staff.context)
-    words = text.strip().split()
-    if not words or words[0].lower() != "#bot":
-        turn.replies.append(TEMPLATES["commands"])
-        return turn
-    ref = words[1].lower()[:36] if len(words) > 1 else ""
-    async with services.pool.acquire() as conn:
-        target = await conn.fetchval(QUERIES["handed_off"], staff.property.id, ref)
-        if target is None:
-            turn.replies.append(TEMPLATES["nothing_to_release"])
-            return turn
-        # The guest's own task may be running: take its lease, as any turn does.
-        if await conn.fetchrow(QUERIES["lease_conversation"], target, LEASE_SECONDS) is None:
-            raise Busy("the guest's conversation is busy")
-        try:
-            await conn.execute(QUERIES["release_to_bot"], target)
-        finally:
-            await conn.execute(QUERIES["release_conversation"], target)
-    turn.replies.append(TEMPLATES["released"].format(ref=_ref(target)))
-    return turn
