@@ -8,7 +8,8 @@ WORKER_PORT ?= 8081
 PYTEST_ARGS ?=
 export PUBLIC_PORT WORKER_PORT
 
-.PHONY: install postgres-binaries run test lint format migrate schema bench-holds bench-ingress
+.PHONY: install postgres-binaries run test lint format migrate schema bench-holds bench-ingress \
+	bench-send-crash
 
 install: $(VENV)/.installed
 
@@ -63,3 +64,8 @@ bench-ingress: install postgres-binaries
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    --no-install-recommends wrk >/dev/null) || echo "bench-ingress: could not install wrk" >&2
 	$(PY) -m bench.ingress
+
+# Replies sent twice after a crash: 200 replies per provider, the worker SIGKILLed while
+# its sends wait for the provider's answer, duplicates counted (about 2 minutes).
+bench-send-crash: install postgres-binaries
+	$(PY) -m bench.send_crash

@@ -2,9 +2,12 @@
 
 ``POST /message/sendText/<instance>`` with the instance's ``apikey`` header and
 ``{"number", "text"}`` answers as Evolution does (201, ``{"key": {"id", "remoteJid",
-"fromMe": true}, …}``) and records the message; ``fail_with`` queues statuses for the next
-sends. It never logs what it receives. ``upsert_event`` builds what an instance posts to
-our webhook for a guest's message.
+"fromMe": true}, …}``) and records the message with the address it was given (a phone
+number's digits, or a full ``…@lid`` JID); ``fail_with`` queues statuses for the next sends;
+``answer_delay`` (``POST /_dev/delay``) makes it take a message at once but answer later;
+``GET /_dev/messages`` lists what was sent. Unlike Meta, an Evolution instance reports
+nothing that could prove a send whose answer was lost. It never logs what it receives.
+``upsert_event`` builds what an instance posts to our webhook for a guest's message.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class FakeEvolution:
     bind: str = "127.0.0.1"
     sent: list[dict[str, Any]] = field(default_factory=list)
     failures: list[int] = field(default_factory=list)
+    answer_delay: float = 0.0
     _stop: Any = None
 
     @property
@@ -45,7 +49,11 @@ class FakeEvolution:
 
     async def start(self) -> None:
         app = Starlette(
-            routes=[Route("/message/sendText/{instance}", self._send, methods=["POST"])]
+            routes=[
+                Route("/message/sendText/{instance}", self._send, methods=["POST"]),
+                Route("/_dev/messages", self._list, methods=["GET"]),
+                Route("/_dev/delay", self._delay, methods=["POST"]),
+            ]
         )
         self._stop = await start_in_loop(app, self.port, self.bind)
 
@@ -71,7 +79,10 @@ class FakeEvolution:
             return JSONResponse({"status": 400, "error": "Bad Request"}, status_code=400)
         message_id = uuid.uuid4().hex[:20].upper()
         self.sent.append({"id": message_id, "to": body["number"], "text": body["text"]})
-        jid = f"{body['number']}@s.whatsapp.net"
+        number = body["number"]
+        jid = number if "@" in number else f"{number}@s.whatsapp.net"
+        if self.answer_delay:  # taken: it goes out whatever happens to this answer
+            await asyncio.sleep(self.answer_delay)
         return JSONResponse(
             {
                 "key": {"remoteJid": jid, "fromMe": True, "id": message_id},
@@ -81,6 +92,14 @@ class FakeEvolution:
             },
             status_code=201,
         )
+
+
+    async def _list(self, request: Request) -> JSONResponse:
+        return JSONResponse({"messages": self.sent})
+
+    async def _delay(self, request: Request) -> JSONResponse:
+        self.answer_delay = float(orjson.loads(await request.body()).get("seconds", 0))
+        return JSONResponse({"answer_delay": self.answer_delay})
 
 
 def upsert_event(

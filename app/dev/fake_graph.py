@@ -4,10 +4,15 @@
 (a text, or a template with body parameters) answers as Graph does
 (``{"messaging_product": "whatsapp", "contacts": [...], "messages": [{"id": "wamid.…"}]}``)
 and records the message. Errors are Graph-shaped
-(``{"error": {"message", "type", "code", "fbtrace_id"}}``). Controls for tests and dev:
-``fail_with`` queues statuses for the next sends (429, 500, 400, …), and ``GET
-/_dev/messages`` lists what was sent. It never logs what it receives: the recipient's
-number and the text are a guest's.
+(``{"error": {"message", "type", "code", "fbtrace_id"}}``). Like Meta, once it accepted a
+message it posts signed ``sent`` and ``delivered`` statuses to the webhook (when it has one:
+``webhook_url`` and ``app_secret``), carrying the message's ``biz_opaque_callback_data``.
+Controls for tests and dev: ``fail_with`` queues statuses for the next sends (429, 500,
+400, …); ``answer_delay`` (``POST /_dev/delay``) makes it accept a message at once but
+answer only that much later, and ``hold()``/``release()`` hold every answer until released
+— the window in which a worker can die after Graph took its message; ``GET /_dev/messages``
+lists what was sent. It never logs what it receives: the recipient's number and the text
+are a guest's.
 
 ``inbound_envelope`` and ``signature`` build what Meta posts to our webhook.
 """
@@ -23,6 +28,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -63,7 +69,24 @@ class FakeGraph:
     bind: str = "127.0.0.1"
     sent: list[dict[str, Any]] = field(default_factory=list)
     failures: list[int] = field(default_factory=list)  # statuses for the next sends
+    # Where Meta posts status webhooks, and the app secret that signs them (None: no posts).
+    webhook_url: str | None = None
+    app_secret: str | None = None
+    answer_delay: float = 0.0
     _stop: Any = None
+    _held: asyncio.Event = field(default_factory=asyncio.Event)
+    _posting: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self._held.set()  # answers flow until hold()
+        self._http: httpx.AsyncClient | None = None
+
+    def hold(self) -> None:
+        """Accept messages but answer none until ``release()``."""
+        self._held.clear()
+
+    def release(self) -> None:
+        self._held.set()
 
     @property
     def base_url(self) -> str:
@@ -78,15 +101,22 @@ class FakeGraph:
                 Route("/{version}/{phone_number_id}/messages", self._send, methods=["POST"]),
                 Route("/_dev/messages", self._list, methods=["GET"]),
                 Route("/_dev/fail", self._fail, methods=["POST"]),
+                Route("/_dev/delay", self._delay, methods=["POST"]),
             ]
         )
 
     async def start(self) -> None:
+        self._http = httpx.AsyncClient(timeout=5)
         self._stop = await start_in_loop(self.app(), self.port, self.bind)
 
     async def stop(self) -> None:
+        for posting in list(self._posting):
+            posting.cancel()
+        await asyncio.gather(*self._posting, return_exceptions=True)
         if self._stop is not None:
             await self._stop()
+        if self._http is not None:
+            await self._http.aclose()
 
     async def _send(self, request: Request) -> JSONResponse:
         if request.headers.get("authorization") != f"Bearer {self.access_token}":
@@ -107,14 +137,27 @@ class FakeGraph:
         if sent is None:
             return _error(400)
         wamid = f"wamid.{uuid.uuid4().hex}"
+        callback = body.get("biz_opaque_callback_data")
+        number_id = request.path_params["phone_number_id"]
         self.sent.append(
             {
                 "id": wamid,
-                "phone_number_id": request.path_params["phone_number_id"],
+                "phone_number_id": number_id,
                 "to": body["to"],
+                "callback": callback,
                 **sent,
             }
         )
+        if self.webhook_url and self.app_secret:
+            posting = asyncio.create_task(
+                self._post_statuses(number_id, wamid, body["to"], callback)
+            )
+            self._posting.add(posting)
+            posting.add_done_callback(self._posting.discard)
+        # Taken: from here on the message goes out whatever happens to this answer.
+        if self.answer_delay:
+            await asyncio.sleep(self.answer_delay)
+        await self._held.wait()
         return JSONResponse(
             {
                 "messaging_product": "whatsapp",
@@ -125,6 +168,30 @@ class FakeGraph:
 
     async def _list(self, request: Request) -> JSONResponse:
         return JSONResponse({"messages": self.sent})
+
+    async def _delay(self, request: Request) -> JSONResponse:
+        self.answer_delay = float(orjson.loads(await request.body()).get("seconds", 0))
+        return JSONResponse({"answer_delay": self.answer_delay})
+
+    async def _post_statuses(self, number_id: str, wamid: str, to: str, callback: object) -> None:
+        """``sent`` then ``delivered``, each retried until the webhook answers 2xx (as Meta
+        retries), a moment after the message was taken."""
+        assert self._http is not None and self.webhook_url and self.app_secret
+        for status in ("sent", "delivered"):
+            await asyncio.sleep(0.05)
+            body = orjson.dumps(status_envelope(number_id, wamid, to, status, callback))
+            headers = {
+                "Content-Type": "application/json",
+                "X-Hub-Signature-256": signature(body, self.app_secret),
+            }
+            for attempt in range(50):
+                try:
+                    answer = await self._http.post(self.webhook_url, content=body, headers=headers)
+                    if answer.is_success:
+                        break
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
 
     async def _fail(self, request: Request) -> JSONResponse:
         statuses = orjson.loads(await request.body()).get("statuses", [])
@@ -199,6 +266,29 @@ def inbound_envelope(
     }
 
 
+def status_envelope(
+    phone_number_id: str, wamid: str, recipient: str, status: str, callback: object = None
+) -> dict[str, Any]:
+    """A status webhook for one of our messages, as Meta posts it."""
+    entry: dict[str, Any] = {
+        "id": wamid,
+        "status": status,
+        "timestamp": str(int(time.time())),
+        "recipient_id": recipient,
+    }
+    if isinstance(callback, str):
+        entry["biz_opaque_callback_data"] = callback
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "5548000000000", "phone_number_id": phone_number_id},
+        "statuses": [entry],
+    }
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "100000000000009", "changes": [{"field": "messages", "value": value}]}],
+    }
+
+
 def signature(body: bytes, app_secret: str) -> str:
     """The X-Hub-Signature-256 header Meta sends with ``body``."""
     return "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
@@ -209,9 +299,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=12112)
     parser.add_argument("--access-token", required=True)
+    parser.add_argument("--webhook-url", help="where to post status webhooks, as Meta does")
+    parser.add_argument("--app-secret", help="the Meta app secret that signs them")
     args = parser.parse_args(argv)
     configure_logging("fake-graph")
-    fake = FakeGraph(port=args.port, access_token=args.access_token, bind=args.host)
+    fake = FakeGraph(
+        port=args.port,
+        access_token=args.access_token,
+        bind=args.host,
+        webhook_url=args.webhook_url,
+        app_secret=args.app_secret,
+    )
     asyncio.run(run_until_signalled(fake.start, fake.stop))
 
 

@@ -156,7 +156,15 @@ async def _run(env: dict[str, str], children: list[Child]) -> int:
         (
             "fake_graph",
             _port(env["WHATSAPP_API_BASE"]),
-            ["--access-token", env["WHATSAPP_ACCESS_TOKEN"]],
+            [
+                "--access-token",
+                env["WHATSAPP_ACCESS_TOKEN"],
+                # Statuses of what it sends come back to the public webhook, as Meta's do.
+                "--webhook-url",
+                f"{env['PUBLIC_URL'].rstrip('/')}/webhooks/whatsapp/meta",
+                "--app-secret",
+                env["WHATSAPP_APP_SECRET"],
+            ],
         ),
         (
             "fake_evolution",
