@@ -90,6 +90,11 @@ class Settings:
     # re-drive then asks Cloud Tasks, and enqueues it again if the task is gone. Longer
     # than a task's usual retries take, so a task merely backing off is rarely looked up.
     receipt_redrive_seconds: int = 600
+    # How long a reply's next attempt waits for the provider's status to prove that an
+    # earlier attempt, whose outcome is unknown, went out (Graph's statuses come within
+    # seconds); without proof by then it sends again. Counted from the uncertain attempt,
+    # so the first 30 s pass anyway while that attempt's lease lapses.
+    whatsapp_send_proof_seconds: int = 60
 
 
 def _text(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
@@ -214,6 +219,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_role: bool = 
         contact_hash_key=_key(env, "CONTACT_HASH_KEY"),
         handoff_timeout_seconds=_int(env, "HANDOFF_TIMEOUT_SECONDS", 4 * 3600, 60, 7 * 86_400),
         receipt_redrive_seconds=_int(env, "RECEIPT_REDRIVE_SECONDS", 600, 10, 86_400),
+        whatsapp_send_proof_seconds=_int(env, "WHATSAPP_SEND_PROOF_SECONDS", 60, 0, 3600),
     )
     if role is not None and require_role:
         _require_for_role(settings)

@@ -93,7 +93,6 @@ class FakeEvolution:
             status_code=201,
         )
 
-
     async def _list(self, request: Request) -> JSONResponse:
         return JSONResponse({"messages": self.sent})
 

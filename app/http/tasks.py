@@ -136,7 +136,8 @@ async def whatsapp_send(request: Request) -> JSONResponse:
     annotate_request(message_id=str(message_id))
     assert d.graph is not None and d.settings.whatsapp_access_token is not None
     token = d.settings.whatsapp_access_token.reveal()
-    return _done(await deliver(d.pool, d.pii, d.graph, token, message_id))
+    proof = d.settings.whatsapp_send_proof_seconds
+    return _done(await deliver(d.pool, d.pii, d.graph, token, message_id, proof))
 
 
 async def _outbox_id(request: Request) -> int | None:

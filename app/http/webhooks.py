@@ -93,6 +93,7 @@ async def whatsapp_meta(request: Request) -> JSONResponse:
                 status.message_id,
                 status.status,
                 status.error_code,
+                status.ours,
             )
     for message in envelope.messages:
         property_id = properties[message.phone_number_id]

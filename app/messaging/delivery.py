@@ -1,10 +1,20 @@
-"""Sending one queued reply through the Graph API, at most once.
+"""Sending one queued reply through the inn's provider, at most once.
 
 The reply's row is the delivery record: a send attempt first takes its lease (so two
-concurrent runs of the task cannot both send), and a successful send sets ``sent_at``
-(so a later run finds it done). Graph 429/5xx and network errors give the lease back and
-answer 503, so Cloud Tasks retries with backoff; any other 4xx is permanent: recorded as
-failed, never retried.
+concurrent runs of the task cannot both send), records that it is about to call the
+provider (``attempt_started_at``), and a known outcome clears that again: a successful send
+sets ``sent_at`` (so a later run finds it done). Graph 429/5xx and network errors give the
+lease back and answer 503, so Cloud Tasks retries with backoff; any other 4xx is
+permanent: recorded as failed, never retried.
+
+An attempt whose outcome never got written (the worker died, or the answer was lost,
+after the provider may have taken the message) is uncertain, and is not blindly repeated.
+On Meta every send carries our message id as ``biz_opaque_callback_data``, which Graph
+returns in the message's status webhooks; a ``sent`` or ``delivered`` status proves the
+earlier attempt went out and records it (app/http/webhooks.py). So the next attempt waits
+for that proof, answering 503 until ``send_proof_seconds`` after the uncertain attempt, and
+only then sends again. An Evolution instance reports nothing of the kind, so there the wait
+always ends in a second send: a reply whose answer was lost may reach the guest twice.
 
 Outside WhatsApp's 24-hour customer-service window (from the contact's last message) a
 reply goes out as the inn's approved template for its kind (property file
@@ -34,25 +44,42 @@ SEND_LEASE_SECONDS = 30
 
 
 async def deliver(
-    pool: asyncpg.Pool, pii: PiiKeys, graph: httpx.AsyncClient, token: str, message_id: uuid.UUID
+    pool: asyncpg.Pool,
+    pii: PiiKeys,
+    graph: httpx.AsyncClient,
+    token: str,
+    message_id: uuid.UUID,
+    proof_seconds: int,
 ) -> str:
     async with pool.acquire() as conn:
         claimed = await conn.fetchrow(QUERIES["claim_outbound"], message_id, SEND_LEASE_SECONDS)
         state = None if claimed else await conn.fetchrow(QUERIES["outbound_state"], message_id)
+        if claimed is not None and claimed["uncertain_for"] is not None:
+            if claimed["uncertain_for"] < proof_seconds:
+                await conn.execute(QUERIES["outbound_await_proof"], message_id)
+                raise Busy("an earlier attempt may have gone out: waiting for its status")
+            log.warning(
+                "whatsapp_resend_unproven",
+                extra={"message_id": str(message_id), "after_seconds": claimed["uncertain_for"]},
+            )
+        if claimed is not None:
+            await conn.execute(QUERIES["outbound_attempt"], message_id)
     if claimed is None:
         if state is None:
             return "unknown_message"
         if state["status"] == "queued":
             raise Busy("another attempt is sending this message")
         return str(state["status"])  # already sent, delivered, read or failed
-    outcome = await _send(claimed, pii, graph, token)
+    outcome = await _send(claimed, pii, graph, token, message_id)
     async with pool.acquire() as conn:
         if outcome.result == "undeliverable":
             await conn.execute(QUERIES["outbound_undeliverable"], message_id, outcome.error)
         elif outcome.result == "sent":
             await conn.execute(QUERIES["outbound_sent"], message_id, outcome.provider_message_id)
         elif outcome.result == "retry":
-            await conn.execute(QUERIES["outbound_retry"], message_id, outcome.error)
+            await conn.execute(
+                QUERIES["outbound_retry"], message_id, outcome.error, outcome.uncertain
+            )
         else:
             await conn.execute(QUERIES["outbound_failed"], message_id, outcome.error)
     log.log(
@@ -81,7 +108,11 @@ def _template(claimed: asyncpg.Record, text: str) -> tuple[str, str, list[str]] 
 
 
 async def _send(
-    claimed: asyncpg.Record, pii: PiiKeys, client: httpx.AsyncClient, token: str
+    claimed: asyncpg.Record,
+    pii: PiiKeys,
+    client: httpx.AsyncClient,
+    token: str,
+    message_id: uuid.UUID,
 ) -> SendOutcome:
     """One attempt through the inn's provider: Evolution, or Meta's Graph API."""
     to = pii.decrypt(claimed["phone_encrypted"], "phone")
@@ -97,9 +128,11 @@ async def _send(
     if number_id is None:
         return SendOutcome("failed", error="the inn has no WhatsApp number")
     if claimed["window_open"]:
-        return await meta.send_text(client, token, number_id, to, text)
+        return await meta.send_text(client, token, number_id, to, text, message_id)
     template = _template(claimed, text)
     if template is None:
         return SendOutcome("undeliverable", error="outside the 24-hour window")
     name, language, parameters = template
-    return await meta.send_template(client, token, number_id, to, name, language, parameters)
+    return await meta.send_template(
+        client, token, number_id, to, name, language, parameters, message_id
+    )

@@ -18,7 +18,7 @@ import orjson
 
 from app.errors import BadRequest, Unauthorized
 from app.messaging.meta import MAX_TEXT, InboundMessage
-from app.messaging.sending import SendOutcome, outcome_of
+from app.messaging.sending import SendOutcome, network_failure, outcome_of
 
 MAX_BODY = 256 * 1024
 SECRET_HEADER = "x-webhook-secret"  # noqa: S105 (a header name)
@@ -97,5 +97,5 @@ async def send_text(
             json={"number": to, "text": text},
         )
     except httpx.HTTPError as exc:
-        return SendOutcome("retry", error=f"network: {type(exc).__name__}")
+        return network_failure(exc)
     return outcome_of(response, lambda answer: answer["key"]["id"])

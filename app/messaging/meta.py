@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ import httpx
 import orjson
 
 from app.errors import BadRequest, Unauthorized
-from app.messaging.sending import SendOutcome, outcome_of
+from app.messaging.sending import SendOutcome, network_failure, outcome_of
 
 # Generous for text messages (a few KiB each); media arrive as ids, not bytes.
 MAX_BODY = 256 * 1024
@@ -42,6 +43,8 @@ class StatusUpdate:
     message_id: str  # the id Graph gave one of our replies
     status: str  # sent | delivered | read | failed
     error_code: str | None
+    # The biz_opaque_callback_data we sent with the reply: our own message id.
+    ours: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,14 @@ def _id(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value or len(value) > 255 or "\x00" in value:
         raise BadRequest(f"{what} is missing or invalid")
     return value
+
+
+def _our_id(value: Any) -> uuid.UUID | None:
+    """Our message id, when the callback data is one (anything else is not ours)."""
+    try:
+        return uuid.UUID(value) if isinstance(value, str) and len(value) == 36 else None
+    except ValueError:
+        return None
 
 
 def parse_envelope(body: bytes) -> Envelope:
@@ -141,6 +152,7 @@ def parse_envelope(body: bytes) -> Envelope:
                         message_id=_id(status.get("id"), "status id"),
                         status=_id(status.get("status"), "status"),
                         error_code=str(code)[:32].replace("\x00", "") if code is not None else None,
+                        ours=_our_id(status.get("biz_opaque_callback_data")),
                     )
                 )
     return Envelope(tuple(messages), tuple(statuses))
@@ -151,13 +163,19 @@ TEMPLATE_LANGUAGES = {"pt": "pt_BR", "es": "es", "en": "en_US"}
 
 
 async def send_text(
-    client: httpx.AsyncClient, token: str, phone_number_id: str, to: str, text: str
+    client: httpx.AsyncClient,
+    token: str,
+    phone_number_id: str,
+    to: str,
+    text: str,
+    ours: uuid.UUID,
 ) -> SendOutcome:
     """A free-form text: only inside the 24-hour customer-service window."""
     return await _send(
         client,
         token,
         phone_number_id,
+        ours,
         {"to": to, "type": "text", "text": {"preview_url": True, "body": text}},
     )
 
@@ -170,6 +188,7 @@ async def send_template(
     name: str,
     language: str,
     parameters: list[str],
+    ours: uuid.UUID,
 ) -> SendOutcome:
     """An approved template with its body parameters: what may go out after 24 hours."""
     body = [{"type": "text", "text": value} for value in parameters]
@@ -179,22 +198,33 @@ async def send_template(
         "components": [{"type": "body", "parameters": body}],
     }
     return await _send(
-        client, token, phone_number_id, {"to": to, "type": "template", "template": template}
+        client, token, phone_number_id, ours, {"to": to, "type": "template", "template": template}
     )
 
 
 async def _send(
-    client: httpx.AsyncClient, token: str, phone_number_id: str, message: dict[str, Any]
+    client: httpx.AsyncClient,
+    token: str,
+    phone_number_id: str,
+    ours: uuid.UUID,
+    message: dict[str, Any],
 ) -> SendOutcome:
-    """POST /<phone number id>/messages. Errors are described by status and Graph code only."""
+    """POST /<phone number id>/messages with our message id as biz_opaque_callback_data,
+    which Graph returns in every status of it. Errors are described by status and Graph
+    code only."""
     try:
         response = await client.post(
             f"{phone_number_id}/messages",
             headers={"Authorization": f"Bearer {token}"},
-            json={"messaging_product": "whatsapp", "recipient_type": "individual", **message},
+            json={
+                "messaging_product": "whatsapp",
+                "recipient_type": "individual",
+                "biz_opaque_callback_data": str(ours),
+                **message,
+            },
         )
     except httpx.HTTPError as exc:
-        return SendOutcome("retry", error=f"network: {type(exc).__name__}")
+        return network_failure(exc)
     try:
         code = response.json().get("error", {}).get("code")
     except (ValueError, AttributeError):

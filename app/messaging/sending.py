@@ -12,11 +12,25 @@ import httpx
 @dataclass(frozen=True)
 class SendOutcome:
     """``sent`` with Graph's message id, ``retry`` (429, 5xx, network), ``failed`` (any
-    other refusal) or ``undeliverable`` (nothing was sent: outside the 24-hour window)."""
+    other refusal) or ``undeliverable`` (nothing was sent: outside the 24-hour window).
+    ``uncertain``: a retry after which the provider may still have taken the message (the
+    request went out and no answer came back)."""
 
     result: str
     provider_message_id: str | None = None
     error: str | None = None
+    uncertain: bool = False
+
+
+# Failures before the request left: the provider cannot have taken the message.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def network_failure(exc: httpx.HTTPError) -> SendOutcome:
+    """A retry; uncertain unless the request never left (the connection was refused)."""
+    return SendOutcome(
+        "retry", error=f"network: {type(exc).__name__}", uncertain=not isinstance(exc, _NOT_SENT)
+    )
 
 
 def outcome_of(

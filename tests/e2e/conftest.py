@@ -73,6 +73,12 @@ class Stack:
         async with httpx.AsyncClient(base_url=self.public) as http:
             return await http.post("/webhooks/stripe", content=payload, headers=sent)
 
+    def report_statuses(self) -> None:
+        """Make the fake Graph post, like Meta, the statuses of each message it takes to the
+        public webhook (off by default, so other tests see statuses only when they post them)."""
+        self.graph.webhook_url = f"{self.public}/webhooks/whatsapp/meta"
+        self.graph.app_secret = APP_SECRET
+
     async def post_whatsapp(
         self, envelope: dict[str, Any] | bytes, **headers: str
     ) -> httpx.Response:
