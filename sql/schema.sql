@@ -356,6 +356,13 @@ ALTER TABLE public.ari_days ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     CACHE 1
 );
 
+CREATE TABLE public.contact_aliases (
+    alias_hash text NOT NULL,
+    contact_hash text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
 CREATE TABLE public.contacts (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
     contact_hash text NOT NULL,
@@ -598,6 +605,9 @@ ALTER TABLE ONLY public.ari_days
 ALTER TABLE ONLY public.ari_days
     ADD CONSTRAINT ari_days_room_type_id_date_key UNIQUE (room_type_id, date);
 
+ALTER TABLE ONLY public.contact_aliases
+    ADD CONSTRAINT contact_aliases_pkey PRIMARY KEY (alias_hash);
+
 ALTER TABLE ONLY public.contacts
     ADD CONSTRAINT contacts_contact_hash_key UNIQUE (contact_hash);
 
@@ -702,6 +712,9 @@ CREATE INDEX processed_events_unfinished_idx ON public.processed_events USING bt
 
 ALTER TABLE ONLY public.ari_days
     ADD CONSTRAINT ari_days_room_type_fkey FOREIGN KEY (room_type_id, property_id) REFERENCES public.room_types(id, property_id);
+
+ALTER TABLE ONLY public.contact_aliases
+    ADD CONSTRAINT contact_aliases_contact_hash_fkey FOREIGN KEY (contact_hash) REFERENCES public.contacts(contact_hash);
 
 ALTER TABLE ONLY public.conversations
     ADD CONSTRAINT conversations_contact_hash_fkey FOREIGN KEY (contact_hash) REFERENCES public.contacts(contact_hash);

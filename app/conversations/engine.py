@@ -30,6 +30,7 @@ from app.errors import BadRequest, Conflict, NothingAvailable
 from app.inventory.holds import HoldRequest
 from app.inventory.quote import Property, QuoteOption
 from app.inventory.stay import MAX_STAY_NIGHTS, Stay
+from app.messaging.inbound import Reading
 
 # Hold cancellations a guest's own message causes (and answers).
 GUEST_CANCEL_REASONS = frozenset({"guest_request", "replaced"})
@@ -66,10 +67,18 @@ def _merge_stay(stay: dict[str, Any], understood: Understood) -> bool:
     return changed
 
 
-async def respond(services: Services, conv: Conversation, text: str, message_id: str) -> Turn:
+async def respond(
+    services: Services,
+    conv: Conversation,
+    text: str,
+    message_id: str,
+    reading: Reading = "text",
+) -> Turn:
     prop = conv.property
     today = prop.today()
     context = dict(conv.context)
+    if reading == "silent":  # a reaction, an edit, a deletion…: nothing to answer or count
+        return Turn(conv.language or replies.DEFAULT_LANGUAGE, conv.state, context)
     options: list[dict[str, Any]] = list(context.get("options") or [])
     understood = understand(text, today, [option["name"] for option in options])
     language = understood.language or conv.language or replies.DEFAULT_LANGUAGE
@@ -82,6 +91,11 @@ async def respond(services: Services, conv: Conversation, text: str, message_id:
             return turn  # the staff have the conversation: the bot stays silent
         context.pop("human_since")
         turn.state = "collecting"
+    if reading == "welcome":  # the guest opened the chat
+        turn.state = "collecting" if turn.state == "new" else turn.state
+        return turn.say("greeting", inn=prop.name)
+    if reading == "media":  # not "not understood": ask for words instead
+        return turn.say("write_please")
     if understood.intent != "unknown":
         context.pop("misunderstood", None)
     if understood.intent == "human":

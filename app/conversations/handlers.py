@@ -23,6 +23,7 @@ from app.conversations.staff_commands import staff_command
 from app.db import QUERIES
 from app.errors import AppError
 from app.logging import annotate_request
+from app.messaging.inbound import Reading
 from app.pii import PiiKeys, SealBroken
 
 log = logging.getLogger("app.conversations")
@@ -52,12 +53,12 @@ async def handle_message(services: Services, pii: PiiKeys, event_id: str) -> str
             await conn.execute(QUERIES["finish_receipt"], "whatsapp", event_id, "unreadable")
         log.error("whatsapp_message_unreadable", extra={"event_id": event_id})
         return "unreadable"
+    # Receipts from before readings were recorded are texts.
+    reading: Reading = details.get("reading", "text")
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(
-            QUERIES["upsert_contact"], details["contact_hash"], pii.encrypt(opened["from"], "phone")
-        )
+        contact = await store.contact_of(conn, pii, details, opened["from"])
         conversation_id = await conn.fetchval(
-            QUERIES["upsert_conversation"], details["property_id"], details["contact_hash"]
+            QUERIES["upsert_conversation"], details["property_id"], contact
         )
     async with store.leased(pool, conversation_id) as conv:
         async with pool.acquire() as conn:
@@ -66,10 +67,12 @@ async def handle_message(services: Services, pii: PiiKeys, event_id: str) -> str
         if receipt["processed_at"] is not None:
             return str(receipt["outcome"])
         try:
-            if await _is_staff(pool, conv, details["contact_hash"]):
-                turn = await staff_command(services, conv, opened["text"])
+            if not await _is_staff(pool, conv, contact):
+                turn = await respond(services, conv, opened["text"], event_id, reading)
+            elif reading == "silent":
+                turn = Turn(conv.language or DEFAULT_LANGUAGE, conv.state, conv.context)
             else:
-                turn = await respond(services, conv, opened["text"], event_id)
+                turn = await staff_command(services, conv, opened["text"])
         except AppError as exc:
             if exc.status >= 500:
                 raise  # retryable: Cloud Tasks tries the whole turn again
@@ -83,17 +86,24 @@ async def handle_message(services: Services, pii: PiiKeys, event_id: str) -> str
                 conn,
                 pii,
                 conv.id,
-                opened["text"],
+                # What the guest sent, or its kind for what has no words ("[reaction]").
+                opened["text"] or f"[{receipt['event_type'].removeprefix('message.')}]",
                 provider_message_id=event_id,
                 received_at=receipt["received_at"],
             )
             await store.record_turn(conn, pii, conv, turn, event_id, inbound=True)
-            await conn.execute(QUERIES["finish_receipt"], "whatsapp", event_id, "answered")
+            outcome = "recorded" if reading == "silent" else "answered"
+            await conn.execute(QUERIES["finish_receipt"], "whatsapp", event_id, outcome)
     log.info(
         "whatsapp_message_answered",
-        extra={"event_id": event_id, "state": turn.state, "replies": len(turn.replies)},
+        extra={
+            "event_id": event_id,
+            "reading": reading,
+            "state": turn.state,
+            "replies": len(turn.replies),
+        },
     )
-    return "answered"
+    return outcome
 
 
 async def notify_guest(services: Services, pii: PiiKeys, outbox_id: int) -> str:

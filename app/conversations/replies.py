@@ -144,6 +144,14 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "en": "I can check availability and book for you. Send the dates and number of "
         "guests, for example: December 10 to 12, 2 guests. To talk to someone, write: human.",
     },
+    "write_please": {
+        "pt": "Por enquanto só consigo ler mensagens escritas. Pode me mandar por texto as "
+        "datas e quantas pessoas?",
+        "es": "Por ahora solo puedo leer mensajes escritos. ¿Me envía por texto las fechas y "
+        "cuántas personas?",
+        "en": "For now I can only read written messages. Could you text me the dates and how "
+        "many guests?",
+    },
     "confirmed": {
         "pt": "Pagamento recebido! Sua reserva está confirmada. Código: {code}. "
         "{room_line}Até breve!",

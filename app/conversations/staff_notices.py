@@ -74,8 +74,10 @@ async def _text(
     guest = await conn.fetchrow(QUERIES["guest_contact"], uuid.UUID(payload["conversation_id"]))
     if guest is None:
         return None
-    # The staff need the number to answer the guest from their own phone.
-    phone = "+" + pii.decrypt(guest["phone_encrypted"], "phone").lstrip("+")
+    # The staff need the number to answer the guest from their own phone (a guest WhatsApp
+    # gave us only by their LID has none: they get the LID).
+    address = pii.decrypt(guest["phone_encrypted"], "phone")
+    phone = address if "@" in address else "+" + address.lstrip("+")
     short = ref(payload["conversation_id"])
     if event_type == "reservation.cancel_requested":
         return TEMPLATES[event_type].format(phone=phone, code=payload.get("code") or "?")

@@ -49,6 +49,30 @@ async def leased(pool: asyncpg.Pool, conversation_id: uuid.UUID) -> AsyncIterato
             await conn.execute(QUERIES["release_conversation"], conversation_id)
 
 
+async def contact_of(
+    conn: asyncpg.Connection, pii: PiiKeys, details: dict[str, Any], sender: str
+) -> str:
+    """The contact (its hash) a message's sender is, created when new; in the caller's
+    transaction. One guest is one contact however they are addressed: a guest Evolution
+    knows by their LID is the contact of their phone once a message carried it (earlier
+    LID-only conversations move to it), and the LID's own contact until then."""
+    contact = str(details["contact_hash"])
+    lid_hash = details.get("lid_hash")
+    if lid_hash is None:
+        await conn.execute(QUERIES["upsert_contact"], contact, pii.encrypt(sender, "phone"))
+        return contact
+    await conn.execute(QUERIES["lock_alias"], lid_hash)
+    known = await conn.fetchval(QUERIES["alias_contact"], lid_hash)
+    if not details.get("phone_known") and known is not None:
+        return str(known)
+    # The sender is the phone when known, else the LID itself: replies go to it.
+    await conn.execute(QUERIES["upsert_contact"], contact, pii.encrypt(sender, "phone"))
+    if known is not None and known != contact:
+        await conn.execute(QUERIES["adopt_conversations"], known, contact)
+    await conn.execute(QUERIES["point_alias"], lid_hash, contact)
+    return contact
+
+
 async def insert_reply(
     conn: asyncpg.Connection,
     pii: PiiKeys,

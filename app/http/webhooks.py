@@ -15,6 +15,7 @@ from app.http.body import read_capped, require_json
 from app.http.deps import Deps, deps
 from app.logging import annotate_request, correlation_id
 from app.messaging import evolution, meta
+from app.messaging.inbound import InboundMessage
 from app.payments.stripe_events import (
     HANDLED_TYPES,
     linked_correlation,
@@ -116,21 +117,27 @@ async def whatsapp_meta(request: Request) -> JSONResponse:
     return JSONResponse({"received": True, "outcomes": outcomes})
 
 
-def _whatsapp_incoming(d: Deps, property_id: int, message: meta.InboundMessage) -> Incoming:
-    # The number and the text travel sealed, bound to this message id; the rest is PII-free.
+def _whatsapp_incoming(d: Deps, property_id: int, message: InboundMessage) -> Incoming:
+    # The number (or LID) and the text travel sealed, bound to this message id; the rest is
+    # PII-free: hashes, and how the message is read.
     sealed = d.pii.seal(
         orjson.dumps({"from": message.sender, "text": message.text}).decode(),
         f"whatsapp:{message.message_id}",
     )
+    details = {
+        "property_id": property_id,
+        "contact_hash": d.pii.contact_hash(message.sender),
+        "reading": message.reading,
+        "sealed": sealed,
+    }
+    if message.lid is not None:
+        details["lid_hash"] = d.pii.contact_hash(message.lid)
+        details["phone_known"] = message.sender != message.lid
     return Incoming(
         source="whatsapp",
         external_id=message.message_id,
         event_type=f"message.{message.kind}",
-        details={
-            "property_id": property_id,
-            "contact_hash": d.pii.contact_hash(message.sender),
-            "sealed": sealed,
-        },
+        details=details,
         kind=catalog.WHATSAPP_MESSAGE,
     )
 

@@ -16,23 +16,14 @@ import httpx
 import orjson
 
 from app.errors import BadRequest, Unauthorized
+from app.messaging.inbound import InboundMessage, Reading, clean
 from app.messaging.sending import SendOutcome, network_failure, outcome_of
 
 # Generous for text messages (a few KiB each); media arrive as ids, not bytes.
 MAX_BODY = 256 * 1024
-MAX_TEXT = 4096  # WhatsApp's own limit for a text message body
 GRAPH_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
 # Graph's throttling codes, sometimes sent with a 400: retry later, like a 429.
 _THROTTLED = {4, 80007, 130429, 131048, 131056}
-
-
-@dataclass(frozen=True)
-class InboundMessage:
-    phone_number_id: str  # which of the inns' numbers it was sent to
-    message_id: str  # Meta's id, as sent ("wamid.…")
-    sender: str  # the guest's number: PII
-    kind: str  # text, interactive, image, …
-    text: str  # what the guest wrote ("" for media we do not read): PII
 
 
 STATUSES = ("sent", "delivered", "read", "failed")
@@ -63,21 +54,31 @@ def verify_signature(body: bytes, header: str | None, app_secret: str) -> None:
         raise Unauthorized("invalid X-Hub-Signature-256")
 
 
-def _text_of(message: dict[str, Any]) -> str:
+# Nothing to answer: recorded, no reply.
+_SILENT = frozenset({"reaction", "edit", "revoke", "system", "unsupported", "order"})
+# Media that may carry a caption, read as the message's text.
+_CAPTIONED = frozenset({"image", "video", "document"})
+
+
+def _reading(message: dict[str, Any]) -> tuple[Reading, str]:
+    """How the bot reads a message of any type, and its text."""
     kind = message.get("type")
     part = message.get(kind) if isinstance(kind, str) else None
-    if not isinstance(part, dict):
-        return ""
+    part = part if isinstance(part, dict) else {}
     if kind == "text":
-        text = part.get("body")
-    elif kind == "button":
-        text = part.get("text")
-    elif kind == "interactive":  # a tapped reply button or list row: its title
-        chosen = part.get("button_reply") or part.get("list_reply") or {}
-        text = chosen.get("title") if isinstance(chosen, dict) else None
-    else:
-        text = None
-    return text[:MAX_TEXT].replace("\x00", "") if isinstance(text, str) else ""
+        return "text", clean(part.get("body"))
+    if kind == "button":  # a template's quick reply: its payload is what we put there
+        return "text", clean(part.get("payload") or part.get("text"))
+    if kind == "interactive":  # a tapped reply button or list row: by its id, not its title
+        chosen = part.get("button_reply") or part.get("list_reply")
+        return "text", clean(chosen.get("id") if isinstance(chosen, dict) else None)
+    if kind in _CAPTIONED and clean(part.get("caption")):
+        return "text", clean(part.get("caption"))
+    if kind == "request_welcome":
+        return "welcome", ""
+    if kind in _SILENT:
+        return "silent", ""
+    return "media", ""  # audio, sticker, location, contacts, an uncaptioned photo, …
 
 
 def _list(value: Any, what: str) -> list[Any]:
@@ -130,13 +131,15 @@ def parse_envelope(body: bytes) -> Envelope:
             for message in _list(value.get("messages"), "messages"):
                 if not isinstance(message, dict):
                     raise BadRequest("messages must hold objects")
+                reading, text = _reading(message)
                 messages.append(
                     InboundMessage(
                         phone_number_id=number_id,
                         message_id=_id(message.get("id"), "message id"),
                         sender=_id(message.get("from"), "message sender"),
-                        kind=str(message.get("type") or "unknown")[:32].replace("\x00", ""),
-                        text=_text_of(message),
+                        kind=clean(str(message.get("type") or "unknown"))[:32],
+                        reading=reading,
+                        text=text,
                     )
                 )
             for status in _list(value.get("statuses"), "statuses"):

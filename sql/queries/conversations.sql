@@ -99,3 +99,26 @@ FROM reservations r WHERE r.id = $1
 INSERT INTO outbox_events (event_type, aggregate_type, aggregate_id, payload, correlation_id)
 VALUES ($1, 'conversation', $2::uuid::text, $3, $4)
 RETURNING id
+
+-- lock_alias --
+-- Serialize the resolution of one LID (two messages of one guest may arrive at once).
+SELECT pg_advisory_xact_lock(hashtextextended($1, 0))
+
+-- alias_contact --
+-- The contact a LID's hash points at, if any.
+SELECT contact_hash FROM contact_aliases WHERE alias_hash = $1
+
+-- point_alias --
+-- The LID's hash points at this contact from now on.
+INSERT INTO contact_aliases (alias_hash, contact_hash) VALUES ($1, $2)
+ON CONFLICT ON CONSTRAINT contact_aliases_pkey
+DO UPDATE SET contact_hash = excluded.contact_hash, updated_at = now()
+WHERE contact_aliases.contact_hash <> excluded.contact_hash
+
+-- adopt_conversations --
+-- A guest known by their LID alone until now gave their phone: their conversations move to
+-- the phone's contact (where that contact has none with the same inn yet).
+UPDATE conversations c SET contact_hash = $2, updated_at = now()
+WHERE c.contact_hash = $1
+  AND NOT EXISTS (SELECT 1 FROM conversations o
+                  WHERE o.contact_hash = $2 AND o.property_id = c.property_id)
