@@ -75,7 +75,8 @@ def _check_config(settings: Settings, args: argparse.Namespace) -> int:
 async def _property_import(
     conn: asyncpg.Connection, settings: Settings, args: argparse.Namespace
 ) -> int:
-    from app.inventory.setup import import_property, parse_property
+    from app.inventory.property_file import parse_property
+    from app.inventory.setup import import_property
     from app.pii import pii_keys
 
     try:

@@ -51,7 +51,8 @@ import uvloop
 from app.db import connect
 from app.dev.postgres import start_postgres
 from app.inventory.holds import HoldRequest, create_hold
-from app.inventory.setup import PropertySpec, RoomTypeSpec, import_property
+from app.inventory.property_file import PropertySpec, RoomTypeSpec
+from app.inventory.setup import import_property
 from app.inventory.stay import Stay
 from app.migrate import migrate
 

@@ -13,7 +13,8 @@ import asyncpg
 from app.conversations.model import Services
 from app.db import QUERIES
 from app.inventory.holds import HoldRequest, cancel_hold
-from app.inventory.quote import Property, QuoteOption, quote
+from app.inventory.properties import Property
+from app.inventory.quote import QuoteOption, quote
 from app.inventory.stay import Stay
 from app.payments.booking import Booking, hold_and_checkout
 

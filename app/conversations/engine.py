@@ -28,7 +28,8 @@ from app.conversations.model import Conversation, Services, Turn
 from app.conversations.understanding import Understood, understand
 from app.errors import BadRequest, Conflict, NothingAvailable
 from app.inventory.holds import HoldRequest
-from app.inventory.quote import Property, QuoteOption
+from app.inventory.properties import Property
+from app.inventory.quote import QuoteOption
 from app.inventory.stay import MAX_STAY_NIGHTS, Stay
 from app.messaging.inbound import Reading
 

@@ -10,7 +10,7 @@ import asyncpg
 import stripe
 
 from app.conversations import replies
-from app.inventory.quote import Property
+from app.inventory.properties import Property
 from app.settings import Settings
 from app.tasks.queue import TaskQueue
 

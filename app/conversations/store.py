@@ -18,7 +18,7 @@ import asyncpg
 from app.conversations.model import Conversation, Turn
 from app.db import QUERIES
 from app.errors import Busy
-from app.inventory.quote import Property
+from app.inventory.properties import Property
 from app.logging import correlation_id
 from app.pii import PiiKeys
 from app.tasks import outbox

@@ -20,7 +20,7 @@ from app.dev.fake_graph import inbound_envelope, signature
 from app.dev.fake_stripe import event
 from app.errors import AppError, BadRequest, NotFound, Unavailable
 from app.inventory.holds import HoldRequest
-from app.inventory.quote import get_property
+from app.inventory.properties import get_property
 from app.inventory.stay import Stay
 from app.payments.booking import hold_and_checkout
 from app.payments.stripe_api import open_stripe

@@ -4,29 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
-from zoneinfo import ZoneInfo
 
 import asyncpg
 
 from app.db import QUERIES
-from app.errors import BadRequest, NotFound
+from app.errors import BadRequest
+from app.inventory.properties import Property
 from app.inventory.stay import Stay
-
-
-@dataclass(frozen=True)
-class Property:
-    id: int
-    code: str
-    name: str
-    timezone: str
-    currency: str
-    whatsapp_phone_number_id: str | None
-    settings: dict[str, Any]
-
-    def today(self) -> dt.date:
-        """Today in the property's own timezone: stays are in local dates."""
-        return dt.datetime.now(ZoneInfo(self.timezone)).date()
 
 
 @dataclass(frozen=True)
@@ -46,13 +30,6 @@ class QuoteOption:
     @property
     def total_cents(self) -> int:
         return sum(night.rate_cents for night in self.nights)
-
-
-async def get_property(conn: asyncpg.Connection, code: str) -> Property:
-    row = await conn.fetchrow(QUERIES["property_by_code"], code)
-    if row is None:
-        raise NotFound(f"no property with code {code!r}")
-    return Property(**dict(row))
 
 
 async def quote(

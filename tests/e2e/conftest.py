@@ -27,7 +27,8 @@ from app.dev.fake_stripe import FakeStripe
 from app.dev.postgres import free_port
 from app.dev.tasks_emulator import TasksEmulator
 from app.inventory.holds import HoldRequest
-from app.inventory.setup import PropertySpec, RoomTypeSpec, import_property
+from app.inventory.property_file import PropertySpec, RoomTypeSpec
+from app.inventory.setup import import_property
 from app.inventory.stay import Stay
 from app.payments.booking import Booking, hold_and_checkout
 from app.payments.stripe_api import open_stripe

@@ -10,7 +10,8 @@ from pythonjsonlogger.json import JsonFormatter
 
 from app.dev.fake_graph import inbound_envelope
 from app.dev.fake_stripe import event
-from app.inventory.setup import PropertySpec, RoomTypeSpec, import_property
+from app.inventory.property_file import PropertySpec, RoomTypeSpec
+from app.inventory.setup import import_property
 from app.pii import pii_keys
 from tests.e2e.conftest import Stack, rows_as_text
 from tests.e2e.test_whatsapp_flow import GUEST, _pay, _settled, replies, say

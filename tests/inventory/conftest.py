@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import asyncpg
 import pytest
 
-from app.inventory.quote import Property, get_property
-from app.inventory.setup import OverrideSpec, PropertySpec, RoomTypeSpec, import_property
+from app.inventory.properties import Property, get_property
+from app.inventory.property_file import OverrideSpec, PropertySpec, RoomTypeSpec
+from app.inventory.setup import import_property
 
 # Far enough ahead that "check-in in the past" never applies, whatever today is.
 START = dt.date(2031, 3, 1)

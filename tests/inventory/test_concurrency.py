@@ -29,7 +29,7 @@ from app.inventory.holds import (
     expire_due_holds,
     expire_hold,
 )
-from app.inventory.setup import OverrideSpec
+from app.inventory.property_file import OverrideSpec
 from app.inventory.stay import Stay
 from tests.inventory.conftest import START, Calendar, make_calendar
 from tests.support import connections

@@ -7,8 +7,9 @@ import datetime as dt
 import pytest
 
 from app.errors import BadRequest, NotFound
-from app.inventory.quote import get_property, quote
-from app.inventory.setup import OverrideSpec
+from app.inventory.properties import get_property
+from app.inventory.property_file import OverrideSpec
+from app.inventory.quote import quote
 from app.inventory.stay import Stay
 from tests.inventory.conftest import START, make_calendar
 

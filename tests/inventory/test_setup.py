@@ -12,7 +12,8 @@ import pytest
 
 from app.errors import BadRequest, Conflict, NotFound
 from app.inventory.holds import HoldRequest, create_hold
-from app.inventory.setup import import_property, parse_property, set_ari
+from app.inventory.property_file import parse_property
+from app.inventory.setup import import_property, set_ari
 from app.inventory.stay import Stay
 from app.pii import pii_keys
 from app.settings import Secret, Settings

@@ -1,0 +1,149 @@
+"""The property file: what an inn's JSON says, validated, as plain specs. Pure: no I/O.
+
+Errors name the offending field (``room_types[1].rate_cents must be a int``), so a person
+fixing the file knows where to look.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from app.errors import BadRequest
+
+
+@dataclass(frozen=True)
+class RoomTypeSpec:
+    code: str
+    name: str
+    max_occupancy: int
+    units: int
+    rate_cents: int
+
+
+@dataclass(frozen=True)
+class OverrideSpec:
+    room_type: str
+    start: dt.date
+    end: dt.date  # inclusive
+    total: int | None
+    rate_cents: int | None
+    stop_sell: bool | None
+
+
+@dataclass(frozen=True)
+class PropertySpec:
+    code: str
+    name: str
+    timezone: str
+    currency: str
+    whatsapp: dict[str, Any]
+    room_types: tuple[RoomTypeSpec, ...]
+    overrides: tuple[OverrideSpec, ...]
+    start: dt.date | None
+    end: dt.date | None  # inclusive
+    # whatsapp.staff_numbers in the file: personal numbers, kept out of ``whatsapp``.
+    staff_numbers: tuple[str, ...] = ()
+
+
+def _field(data: dict[str, Any], key: str, kind: type, where: str, optional: bool = False) -> Any:
+    value: Any = data.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, kind) or isinstance(value, bool) is not (kind is bool):
+        raise BadRequest(f"{where}{key} must be a {kind.__name__}")
+    if isinstance(value, str) and not value.strip():
+        raise BadRequest(f"{where}{key} must not be empty")
+    if isinstance(value, int) and value < 0:
+        raise BadRequest(f"{where}{key} must not be negative")
+    return value
+
+
+def _date(value: Any, where: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise BadRequest(f"{where} must be a YYYY-MM-DD date") from None
+
+
+def parse_property(data: Any) -> PropertySpec:
+    """Validate a property file's JSON; errors name the offending field."""
+    if not isinstance(data, dict):
+        raise BadRequest("the property file must hold a JSON object")
+    timezone = _field(data, "timezone", str, "")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise BadRequest(f"timezone {timezone!r} is not an IANA time zone") from None
+    currency = _field(data, "currency", str, "")
+    if currency != "BRL":
+        raise BadRequest("currency must be BRL")
+    whatsapp = data.get("whatsapp", {})
+    if not isinstance(whatsapp, dict):
+        raise BadRequest("whatsapp must be an object")
+    whatsapp = dict(whatsapp)
+    staff = whatsapp.pop("staff_numbers", [])
+    if not isinstance(staff, list) or not all(
+        isinstance(n, str) and 8 <= len(re.sub(r"\D", "", n)) <= 15 for n in staff
+    ):
+        raise BadRequest("whatsapp.staff_numbers must be a list of phone numbers")
+    raw_rooms = data.get("room_types")
+    if not isinstance(raw_rooms, list) or not raw_rooms:
+        raise BadRequest("room_types must be a non-empty list")
+    rooms = []
+    for i, raw in enumerate(raw_rooms):
+        where = f"room_types[{i}]."
+        if not isinstance(raw, dict):
+            raise BadRequest(f"room_types[{i}] must be an object")
+        room = RoomTypeSpec(
+            code=_field(raw, "code", str, where),
+            name=_field(raw, "name", str, where),
+            max_occupancy=_field(raw, "max_occupancy", int, where),
+            units=_field(raw, "units", int, where),
+            rate_cents=_field(raw, "rate_cents", int, where),
+        )
+        if room.max_occupancy < 1:
+            raise BadRequest(f"{where}max_occupancy must be at least 1")
+        rooms.append(room)
+    codes = [room.code for room in rooms]
+    if len(set(codes)) != len(codes):
+        raise BadRequest("room_types codes must be unique")
+    overrides = []
+    for i, raw in enumerate(data.get("overrides") or []):
+        where = f"overrides[{i}]."
+        if not isinstance(raw, dict) or raw.get("room_type") not in codes:
+            raise BadRequest(f"{where}room_type must name one of {', '.join(codes)}")
+        override = OverrideSpec(
+            room_type=raw["room_type"],
+            start=_date(raw.get("from"), f"{where}from"),
+            end=_date(raw.get("to"), f"{where}to"),
+            total=_field(raw, "total", int, where, optional=True),
+            rate_cents=_field(raw, "rate_cents", int, where, optional=True),
+            stop_sell=_field(raw, "stop_sell", bool, where, optional=True),
+        )
+        if override.end < override.start:
+            raise BadRequest(f"{where}to is before from")
+        overrides.append(override)
+    dates = data.get("dates")
+    start = end = None
+    if dates is not None:
+        if not isinstance(dates, dict):
+            raise BadRequest("dates must be an object with from and to")
+        start, end = _date(dates.get("from"), "dates.from"), _date(dates.get("to"), "dates.to")
+        if end < start:
+            raise BadRequest("dates.to is before dates.from")
+    return PropertySpec(
+        code=_field(data, "code", str, ""),
+        name=_field(data, "name", str, ""),
+        timezone=timezone,
+        currency=currency,
+        whatsapp=whatsapp,
+        room_types=tuple(rooms),
+        overrides=tuple(overrides),
+        start=start,
+        end=end,
+        staff_numbers=tuple(staff),
+    )
