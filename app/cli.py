@@ -87,7 +87,8 @@ async def _property_import(
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"{args.file} is not valid JSON: {exc}") from None
     pii = pii_keys(settings) if settings.pii_key and settings.contact_hash_key else None
-    result = await import_property(conn, parse_property(data), pii=pii)
+    secret = settings.ical_secret.reveal() if settings.ical_secret else None
+    result = await import_property(conn, parse_property(data), pii=pii, ical_secret=secret)
     emit(vars(result))
     return 0
 
@@ -120,6 +121,43 @@ def _ops_check(name: str) -> DbHandler:
         return 1 if rows else 0
 
     return run
+
+
+async def _ops_conflicts(conn: asyncpg.Connection, settings: Settings, args: Any) -> int:
+    from app.ops.checks import run_check
+
+    rows = await run_check(conn, "conflicts")
+    emit({"conflicts": rows})
+    return 1 if rows else 0
+
+
+async def _ops_channels(conn: asyncpg.Connection, settings: Settings, args: Any) -> int:
+    from app.ops.checks import run_check
+
+    rows = await run_check(conn, "channels")
+    fields = ("property", "calendar", "last_success_at", "last_error", "consecutive_failures")
+    emit({"calendars": [{**{k: row[k] for k in fields}, "stale": row["stale"]} for row in rows]})
+    failing = any(row["stale"] or (row["imports"] and row["last_error"]) for row in rows)
+    return 1 if failing else 0
+
+
+async def _channels_urls(conn: asyncpg.Connection, settings: Settings, args: Any) -> int:
+    from app.channels.calendars import export_urls
+
+    secret = settings.ical_secret.reveal() if settings.ical_secret else None
+    urls = await export_urls(conn, settings.public_url, secret, args.property)
+    for url in urls:
+        emit(url)
+    emit({"property": args.property, "calendars": len(urls)})
+    return 0
+
+
+async def _channels_rotate(conn: asyncpg.Connection, settings: Settings, args: Any) -> int:
+    from app.channels.calendars import rotate
+
+    secret = settings.ical_secret.reveal() if settings.ical_secret else None
+    emit(await rotate(conn, settings.public_url, secret, args.property, args.calendar))
+    return 0
 
 
 def _dev(
@@ -278,6 +316,18 @@ def _parser() -> argparse.ArgumentParser:
         ops, "outbox-retry", "give a dead outbox row one more try", run=_ops_outbox_retry
     ).add_argument("outbox_id", metavar="ID", type=int)
     command(
+        ops,
+        "conflicts",
+        "channel events that could not take their nights (exit 1 if any)",
+        run=_with_connection(_ops_conflicts),
+    )
+    command(
+        ops,
+        "channels",
+        "each channel calendar's sync health (exit 1 if one is stale or failing)",
+        run=_with_connection(_ops_channels),
+    )
+    command(
         ops, "expire-stuck", "expire overdue holds now (the worker's sweep)", run=_ops_expire_stuck
     ).add_argument("--limit", type=int, default=100)
     reprocess = command(
@@ -285,6 +335,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     reprocess.add_argument("--source", choices=["stripe", "whatsapp"], required=True)
     reprocess.add_argument("--limit", type=int, default=50)
+
+    channels = commands.add_parser("channels", help="channel calendars (iCal)").add_subparsers(
+        dest="sub", required=True
+    )
+    command(
+        channels, "urls", "every export URL of a property", run=_with_connection(_channels_urls)
+    ).add_argument("--property", required=True)
+    rotate = command(
+        channels,
+        "rotate",
+        "a new export URL for a calendar (the old one answers 404)",
+        run=_with_connection(_channels_rotate),
+    )
+    rotate.add_argument("--property", required=True)
+    rotate.add_argument("--calendar", required=True)
 
     dev = commands.add_parser("dev", help="local development commands").add_subparsers(
         dest="sub", required=True
@@ -318,6 +383,36 @@ def _parser() -> argparse.ArgumentParser:
         dev, "transcript", "print a guest's conversation, oldest first", run=_dev_transcript
     )
     transcript.add_argument("--from", dest="sender", required=True)
+    from app.dev.commands import dev_channel_book, dev_channel_cancel, dev_channels_sync
+
+    dev_channels = dev.add_parser("channels", help="the fake channel of make run").add_subparsers(
+        dest="channels_sub", required=True
+    )
+    book = command(
+        dev_channels,
+        "book",
+        "a booking on the channel: an event in its feed",
+        run=_dev(dev_channel_book),
+    )
+    book.add_argument("--property", required=True)
+    book.add_argument("--calendar", required=True)
+    book.add_argument("--checkin", type=_date, required=True)
+    book.add_argument("--checkout", type=_date, required=True)
+    cancel = command(
+        dev_channels,
+        "cancel",
+        "the booking cancelled on the channel: its event removed",
+        run=_dev(dev_channel_cancel),
+    )
+    cancel.add_argument("--property", required=True)
+    cancel.add_argument("--calendar", required=True)
+    cancel.add_argument("--uid", required=True)
+    command(
+        dev_channels,
+        "sync",
+        "sync the calendars now, through the task path",
+        run=_dev(dev_channels_sync),
+    ).add_argument("--property")
     return parser
 
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 ROLES = ("public", "worker")
+ENVIRONMENTS = ("prod", "dev")
 PRODUCTION_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 
 
@@ -44,6 +45,9 @@ class Secret:
 class Settings:
     database_url: Secret
     role: str | None = None
+    # dev relaxes what only a developer's machine needs (plain http and local servers for
+    # channel feeds); production never sets it.
+    env: str = "prod"
     host: str = "0.0.0.0"
     port: int = 8080
     db_pool_max: int = 10
@@ -95,6 +99,9 @@ class Settings:
     # seconds); without proof by then it sends again. Counted from the uncertain attempt,
     # so the first 30 s pass anyway while that attempt's lease lapses.
     whatsapp_send_proof_seconds: int = 60
+    # Channel calendars: the key of their export tokens (HMAC), so a feed's URL cannot be
+    # guessed; rotating one calendar's URL needs no new key (channels rotate).
+    ical_secret: Secret | None = None
 
 
 def _text(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
@@ -182,6 +189,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_role: bool = 
     settings = Settings(
         database_url=Secret(database_url),
         role=role,
+        env=_choice(env, "ENV", ENVIRONMENTS) or "prod",
         host=_text(env, "HOST", "0.0.0.0") or "0.0.0.0",
         port=_int(env, "PORT", 8080, 1, 65535),
         db_pool_max=_int(env, "DB_POOL_MAX", 10, 1, 1000),
@@ -220,6 +228,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_role: bool = 
         handoff_timeout_seconds=_int(env, "HANDOFF_TIMEOUT_SECONDS", 4 * 3600, 60, 7 * 86_400),
         receipt_redrive_seconds=_int(env, "RECEIPT_REDRIVE_SECONDS", 600, 10, 86_400),
         whatsapp_send_proof_seconds=_int(env, "WHATSAPP_SEND_PROOF_SECONDS", 60, 0, 3600),
+        ical_secret=_secret(env, "ICAL_SECRET"),
     )
     if role is not None and require_role:
         _require_for_role(settings)

@@ -69,7 +69,7 @@ TTL_SECONDS = 900
 # One night: the single conditional UPDATE.
 ONE_NIGHT_FLOOR = """
 UPDATE ari_days SET inv_held = inv_held + $3
-WHERE room_type_id = $1 AND date = $2 AND inv_held + inv_booked + $3 <= inv_total
+WHERE room_type_id = $1 AND date = $2 AND inv_held + inv_booked + inv_blocked + $3 <= inv_total
 """
 # Several nights: the same UPDATE over rows locked in (room type, date) order.
 STAY_FLOOR = """
@@ -80,7 +80,7 @@ WITH locked AS (
 )
 UPDATE ari_days a SET inv_held = a.inv_held + $4
 FROM locked l
-WHERE a.id = l.id AND a.inv_held + a.inv_booked + $4 <= a.inv_total
+WHERE a.id = l.id AND a.inv_held + a.inv_booked + a.inv_blocked + $4 <= a.inv_total
 """
 
 

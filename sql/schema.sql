@@ -1,3 +1,211 @@
+CREATE FUNCTION public.apply_calendar_feed(p_calendar_id bigint, p_uids text[], p_checkins date[], p_checkouts date[], p_echoes boolean[], p_correlation_id text) RETURNS TABLE(created integer, changed integer, released integer, claimed integer, conflicts integer, resolved integer, outbox_ids bigint[])
+    LANGUAGE plpgsql
+    SET lock_timeout TO '2s'
+    AS $$
+DECLARE
+    v_cal      calendars%ROWTYPE;
+    v_redo     bigint[];  -- known blocks removed from the feed, moved or re-flagged
+    v_retry    bigint[];  -- unchanged active blocks with conflict nights
+    v_new      integer;
+    v_released integer := 0;
+    v_changed  integer := 0;
+    v_claimed  integer := 0;
+    v_denied   jsonb;     -- block id -> the nights it wanted and did not get
+    v_conflicts integer := 0;
+    v_resolved integer := 0;
+    v_outbox   bigint[] := '{}';
+BEGIN
+    SELECT * INTO v_cal FROM calendars c WHERE c.id = p_calendar_id FOR UPDATE;
+
+    WITH feed AS (
+        SELECT * FROM unnest(p_uids, p_checkins, p_checkouts, p_echoes)
+            AS f(uid, checkin, checkout, echo)
+    ), known AS (
+        SELECT b.* FROM blocks b
+        WHERE b.calendar_id = p_calendar_id AND b.status IN ('active', 'echo')
+    )
+    SELECT array_agg(k.id) FILTER (WHERE k.id IS NOT NULL AND (f.uid IS NULL
+                                      OR (k.checkin, k.checkout, k.status = 'echo')
+                                         IS DISTINCT FROM (f.checkin, f.checkout, f.echo))),
+           array_agg(k.id) FILTER (WHERE f.uid IS NOT NULL AND k.status = 'active'
+                                      AND (k.checkin, k.checkout) = (f.checkin, f.checkout)
+                                      AND NOT f.echo AND k.conflict_nights <> '{}'),
+           count(*) FILTER (WHERE k.id IS NULL)
+    INTO v_redo, v_retry, v_new
+    FROM known k FULL JOIN feed f ON f.uid = k.external_uid;
+    v_redo := coalesce(v_redo, '{}');
+    v_retry := coalesce(v_retry, '{}');
+
+    -- A conflict whose nights are all still taken is no change either: look before locking.
+    IF cardinality(v_retry) > 0 AND NOT EXISTS (
+        SELECT 1 FROM blocks b JOIN ari_days a
+          ON a.room_type_id = b.room_type_id AND a.date = ANY (b.conflict_nights)
+        WHERE b.id = ANY (v_retry)
+          AND a.inv_total - a.inv_held - a.inv_booked - a.inv_blocked >= b.units
+    ) THEN
+        v_retry := '{}';
+    END IF;
+    IF cardinality(v_redo) = 0 AND cardinality(v_retry) = 0 AND v_new = 0 THEN
+        RETURN QUERY SELECT 0, 0, 0, 0, 0, 0, v_outbox;  -- the usual sync: nothing to write
+        RETURN;
+    END IF;
+
+    -- Every night this apply may touch, locked once, in date order: the nights the blocks
+    -- to redo own now, and the nights the feed's new or changed events and the conflicts
+    -- to retry want.
+    PERFORM 1 FROM ari_days a
+    WHERE a.room_type_id = v_cal.room_type_id
+      AND a.date IN (
+          SELECT n.date FROM block_nights n WHERE n.block_id = ANY (v_redo)
+          UNION
+          SELECT d::date
+          FROM unnest(p_uids, p_checkins, p_checkouts) AS f(uid, checkin, checkout),
+               generate_series(f.checkin, f.checkout - 1, interval '1 day') AS d
+          WHERE NOT EXISTS (SELECT 1 FROM blocks b
+                            WHERE b.calendar_id = p_calendar_id AND b.external_uid = f.uid
+                              AND b.status IN ('active', 'echo') AND NOT b.id = ANY (v_redo))
+          UNION
+          SELECT unnest(b.conflict_nights) FROM blocks b WHERE b.id = ANY (v_retry))
+    ORDER BY a.date
+    FOR NO KEY UPDATE OF a;
+
+    -- The blocks to redo give their nights back.
+    WITH gone AS (
+        DELETE FROM block_nights n WHERE n.block_id = ANY (v_redo)
+        RETURNING n.date, n.qty
+    )
+    UPDATE ari_days a SET inv_blocked = a.inv_blocked - g.qty
+    FROM (SELECT date, sum(qty) AS qty FROM gone GROUP BY date) g
+    WHERE a.room_type_id = v_cal.room_type_id AND a.date = g.date;
+
+    -- Removed from the feed: released.
+    WITH released AS (
+        UPDATE blocks b SET status = 'released', released_at = now(), updated_at = now(),
+                            conflict_resolved_at = CASE WHEN b.conflict_nights <> '{}'
+                                                        THEN now()
+                                                        ELSE b.conflict_resolved_at END,
+                            conflict_nights = '{}'
+        WHERE b.id = ANY (v_redo) AND NOT (b.external_uid = ANY (p_uids))
+        RETURNING b.id
+    )
+    SELECT count(*) INTO v_released FROM released;
+
+    -- Moved or re-flagged: the feed's dates and flag; their conflict starts over.
+    WITH feed AS (
+        SELECT * FROM unnest(p_uids, p_checkins, p_checkouts, p_echoes)
+            AS f(uid, checkin, checkout, echo)
+    ), moved AS (
+        UPDATE blocks b SET checkin = f.checkin, checkout = f.checkout,
+                            status = CASE WHEN f.echo THEN 'echo' ELSE 'active' END,
+                            -- An echo takes nothing, so it lacks nothing either.
+                            conflict_nights = CASE WHEN f.echo THEN '{}'
+                                                   ELSE b.conflict_nights END,
+                            conflict_resolved_at = CASE WHEN f.echo AND b.conflict_nights <> '{}'
+                                                        THEN now()
+                                                        ELSE b.conflict_resolved_at END,
+                            updated_at = now()
+        FROM feed f
+        WHERE b.id = ANY (v_redo) AND b.external_uid = f.uid
+        RETURNING b.id
+    )
+    SELECT count(*) INTO v_changed FROM moved;
+
+    -- New events (a uid released earlier and back in the feed is the same block again).
+    WITH feed AS (
+        SELECT * FROM unnest(p_uids, p_checkins, p_checkouts, p_echoes)
+            AS f(uid, checkin, checkout, echo)
+    ), inserted AS (
+        INSERT INTO blocks AS b (property_id, room_type_id, source, calendar_id, external_uid,
+                                 checkin, checkout, units, status)
+        SELECT v_cal.property_id, v_cal.room_type_id, 'ical', p_calendar_id, f.uid,
+               f.checkin, f.checkout, v_cal.units,
+               CASE WHEN f.echo THEN 'echo' ELSE 'active' END
+        FROM feed f
+        WHERE NOT EXISTS (SELECT 1 FROM blocks k
+                          WHERE k.calendar_id = p_calendar_id AND k.external_uid = f.uid
+                            AND k.status IN ('active', 'echo'))
+        ON CONFLICT ON CONSTRAINT blocks_calendar_id_external_uid_key DO UPDATE
+        SET checkin = excluded.checkin, checkout = excluded.checkout, status = excluded.status,
+            released_at = NULL, updated_at = now()
+        RETURNING b.id
+    )
+    SELECT v_redo || coalesce(array_agg(id), '{}') INTO v_redo FROM inserted;
+
+    -- The claim, first come (oldest block) first served on each night: every night of the
+    -- new and changed active blocks, and the conflict nights of those to retry.
+    WITH want AS (
+        SELECT b.id AS block_id, d::date AS date, b.units AS qty
+        FROM blocks b, generate_series(b.checkin, b.checkout - 1, interval '1 day') AS d
+        WHERE b.id = ANY (v_redo) AND b.status = 'active'
+        UNION ALL
+        SELECT b.id, unnest(b.conflict_nights), b.units FROM blocks b WHERE b.id = ANY (v_retry)
+    ), nights AS (
+        SELECT a.date, a.inv_total - a.inv_held - a.inv_booked - a.inv_blocked AS free
+        FROM ari_days a
+        WHERE a.room_type_id = v_cal.room_type_id AND a.date IN (SELECT w.date FROM want w)
+    ), ranked AS (
+        -- Nights beyond the calendar (no ari_days row) are nobody's to sell: not wanted.
+        SELECT w.block_id, w.date, w.qty,
+               sum(w.qty) OVER (PARTITION BY w.date ORDER BY w.block_id) <= n.free AS granted
+        FROM want w JOIN nights n ON n.date = w.date
+    ), granted AS (
+        INSERT INTO block_nights (block_id, room_type_id, date, qty)
+        SELECT r.block_id, v_cal.room_type_id, r.date, r.qty FROM ranked r WHERE r.granted
+        RETURNING date, qty
+    ), counted AS (
+        UPDATE ari_days a SET inv_blocked = a.inv_blocked + g.qty
+        FROM (SELECT date, sum(qty) AS qty FROM granted GROUP BY date) g
+        WHERE a.room_type_id = v_cal.room_type_id AND a.date = g.date
+    )
+    SELECT (SELECT count(*) FROM ranked WHERE granted),
+           coalesce(jsonb_object_agg(d.block_id, d.nights), '{}')
+    INTO v_claimed, v_denied
+    FROM (SELECT w.block_id,
+                 coalesce(jsonb_agg(r.date ORDER BY r.date) FILTER (WHERE NOT r.granted), '[]')
+                     AS nights
+          FROM (SELECT DISTINCT block_id FROM want) w
+          LEFT JOIN ranked r ON r.block_id = w.block_id
+          GROUP BY w.block_id) d;
+
+    -- Each claimed block's conflict: the nights it wanted and did not get (for a retried
+    -- block, its old conflict nights it still lacks).
+    WITH outcome AS (
+        SELECT b.id, b.conflict_nights AS before,
+               ARRAY(SELECT jsonb_array_elements_text(v_denied -> b.id::text)::date) AS after
+        FROM blocks b
+        WHERE v_denied ? b.id::text
+    ), updated AS (
+        UPDATE blocks b
+        SET conflict_nights = o.after,
+            conflict_since = CASE WHEN o.before = '{}' THEN now() ELSE b.conflict_since END,
+            conflict_resolved_at = CASE WHEN o.after = '{}' THEN now() END,
+            updated_at = now()
+        FROM outcome o
+        WHERE b.id = o.id AND o.after IS DISTINCT FROM o.before
+        RETURNING b.id, b.room_type_id, o.before, o.after
+    ), noticed AS (
+        INSERT INTO outbox_events (event_type, aggregate_type, aggregate_id, payload,
+                                   correlation_id)
+        SELECT 'channel.conflict', 'block', u.id::text,
+               jsonb_build_object('block_id', u.id, 'property_id', v_cal.property_id,
+                                  'calendar_id', p_calendar_id, 'room_type_id', u.room_type_id,
+                                  'nights', u.after),
+               p_correlation_id
+        FROM updated u
+        -- A new conflict only: a retried sync, or a block still short of nights, is told once.
+        WHERE u.before = '{}' AND u.after <> '{}'
+        RETURNING id
+    )
+    SELECT (SELECT count(*) FROM updated u WHERE u.before = '{}' AND u.after <> '{}'),
+           (SELECT count(*) FROM updated u WHERE u.after = '{}' AND u.before <> '{}'),
+           coalesce((SELECT array_agg(id) FROM noticed), '{}')
+    INTO v_conflicts, v_resolved, v_outbox;
+
+    RETURN QUERY SELECT v_new, v_changed, v_released, v_claimed, v_conflicts, v_resolved,
+                        v_outbox;
+END
+$$;
+
 CREATE FUNCTION public.convert_hold(p_hold_id uuid, p_provider text, p_object_id text, p_amount_cents bigint, p_currency text, p_payment_intent text, p_correlation_id text) RETURNS TABLE(outcome text, payment_id uuid, reservation_id uuid, reservation_code text, outbox_id bigint)
     LANGUAGE plpgsql
     SET lock_timeout TO '2s'
@@ -48,7 +256,7 @@ BEGIN
         -- Paid after expiry or cancel: book only if every night is still free. Lock the
         -- nights in order and count, then decide; never book part of a stay.
         SELECT count(*), count(*) FILTER (WHERE free) INTO v_nights, v_free FROM (
-            SELECT NOT a.stop_sell AND a.inv_held + a.inv_booked + n.qty <= a.inv_total AS free
+            SELECT NOT a.stop_sell AND a.inv_held + a.inv_booked + a.inv_blocked + n.qty <= a.inv_total AS free
             FROM ari_days a
             JOIN hold_nights n ON n.room_type_id = a.room_type_id AND n.date = a.date
             WHERE n.hold_id = p_hold_id
@@ -148,7 +356,7 @@ BEGIN
     ) AS rooms
     CROSS JOIN LATERAL (
         SELECT count(*) AS found,
-               count(*) FILTER (WHERE NOT a.stop_sell AND a.inv_held + a.inv_booked
+               count(*) FILTER (WHERE NOT a.stop_sell AND a.inv_held + a.inv_booked + a.inv_blocked
                                   + p_quantities[array_position(p_room_type_ids, a.room_type_id)]
                                   <= a.inv_total) AS sellable,
                sum(a.rate_cents * p_quantities[array_position(p_room_type_ids, a.room_type_id)])
@@ -216,7 +424,7 @@ BEGIN
         -- One row has no lock order to keep: the plain conditional UPDATE is the claim.
         UPDATE ari_days a SET inv_held = a.inv_held + p_quantities[1]
         WHERE a.room_type_id = p_room_type_ids[1] AND a.date = p_checkin
-          AND NOT a.stop_sell AND a.inv_held + a.inv_booked + p_quantities[1] <= a.inv_total;
+          AND NOT a.stop_sell AND a.inv_held + a.inv_booked + a.inv_blocked + p_quantities[1] <= a.inv_total;
     ELSE
         -- Several rows: lock them in (room type, date) order, then update.
         WITH locked AS (
@@ -230,7 +438,7 @@ BEGIN
         SET inv_held = a.inv_held + p_quantities[array_position(p_room_type_ids, a.room_type_id)]
         FROM locked l
         WHERE a.id = l.id AND NOT a.stop_sell
-          AND a.inv_held + a.inv_booked
+          AND a.inv_held + a.inv_booked + a.inv_blocked
               + p_quantities[array_position(p_room_type_ids, a.room_type_id)] <= a.inv_total;
     END IF;
     GET DIAGNOSTICS v_claimed = ROW_COUNT;
@@ -342,13 +550,88 @@ CREATE TABLE public.ari_days (
     inv_booked integer DEFAULT 0 NOT NULL,
     rate_cents bigint NOT NULL,
     stop_sell boolean DEFAULT false NOT NULL,
+    inv_blocked integer DEFAULT 0 NOT NULL,
     CONSTRAINT ari_days_inv_total_check CHECK ((inv_total >= 0)),
-    CONSTRAINT ari_days_inventory_check CHECK (((inv_held >= 0) AND (inv_booked >= 0) AND ((inv_held + inv_booked) <= inv_total))),
+    CONSTRAINT ari_days_inventory_check CHECK (((inv_held >= 0) AND (inv_booked >= 0) AND (inv_blocked >= 0) AND (((inv_held + inv_booked) + inv_blocked) <= inv_total))),
     CONSTRAINT ari_days_rate_cents_check CHECK ((rate_cents >= 0))
 );
 
 ALTER TABLE public.ari_days ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME public.ari_days_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE public.block_nights (
+    block_id bigint NOT NULL,
+    room_type_id bigint NOT NULL,
+    date date NOT NULL,
+    qty integer NOT NULL,
+    CONSTRAINT block_nights_qty_check CHECK ((qty > 0))
+);
+
+CREATE TABLE public.blocks (
+    id bigint NOT NULL,
+    property_id bigint NOT NULL,
+    room_type_id bigint NOT NULL,
+    source text NOT NULL,
+    calendar_id bigint,
+    external_uid text,
+    checkin date NOT NULL,
+    checkout date NOT NULL,
+    units integer NOT NULL,
+    status text DEFAULT 'active'::text NOT NULL,
+    conflict_nights date[] DEFAULT '{}'::date[] NOT NULL,
+    conflict_since timestamp with time zone,
+    conflict_resolved_at timestamp with time zone,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    released_at timestamp with time zone,
+    CONSTRAINT blocks_ical_check CHECK (((source = 'ical'::text) = ((calendar_id IS NOT NULL) AND (external_uid IS NOT NULL)))),
+    CONSTRAINT blocks_source_check CHECK ((source = ANY (ARRAY['ical'::text, 'manual'::text]))),
+    CONSTRAINT blocks_status_check CHECK ((status = ANY (ARRAY['active'::text, 'released'::text, 'echo'::text]))),
+    CONSTRAINT blocks_stay_check CHECK ((checkout > checkin)),
+    CONSTRAINT blocks_units_check CHECK ((units > 0))
+);
+
+ALTER TABLE public.blocks ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.blocks_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE public.calendars (
+    id bigint NOT NULL,
+    property_id bigint NOT NULL,
+    room_type_id bigint NOT NULL,
+    name text NOT NULL,
+    import_url_sealed text,
+    units integer DEFAULT 1 NOT NULL,
+    rotation integer DEFAULT 0 NOT NULL,
+    export_digest text NOT NULL,
+    exported_unavailable date[] DEFAULT '{}'::date[] NOT NULL,
+    exported_at timestamp with time zone,
+    etag text,
+    last_modified text,
+    last_attempt_at timestamp with time zone,
+    last_success_at timestamp with time zone,
+    last_error text,
+    consecutive_failures integer DEFAULT 0 NOT NULL,
+    event_count integer,
+    ignored_events integer,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT calendars_units_check CHECK ((units > 0))
+);
+
+ALTER TABLE public.calendars ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.calendars_id_seq
     START WITH 1
     INCREMENT BY 1
     NO MINVALUE
@@ -605,6 +888,24 @@ ALTER TABLE ONLY public.ari_days
 ALTER TABLE ONLY public.ari_days
     ADD CONSTRAINT ari_days_room_type_id_date_key UNIQUE (room_type_id, date);
 
+ALTER TABLE ONLY public.block_nights
+    ADD CONSTRAINT block_nights_pkey PRIMARY KEY (block_id, room_type_id, date);
+
+ALTER TABLE ONLY public.blocks
+    ADD CONSTRAINT blocks_calendar_id_external_uid_key UNIQUE (calendar_id, external_uid);
+
+ALTER TABLE ONLY public.blocks
+    ADD CONSTRAINT blocks_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.calendars
+    ADD CONSTRAINT calendars_export_digest_key UNIQUE (export_digest);
+
+ALTER TABLE ONLY public.calendars
+    ADD CONSTRAINT calendars_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.calendars
+    ADD CONSTRAINT calendars_property_id_name_key UNIQUE (property_id, name);
+
 ALTER TABLE ONLY public.contact_aliases
     ADD CONSTRAINT contact_aliases_pkey PRIMARY KEY (alias_hash);
 
@@ -688,6 +989,10 @@ ALTER TABLE ONLY public.staff_numbers
 
 CREATE INDEX ari_days_property_id_date_idx ON public.ari_days USING btree (property_id, date);
 
+CREATE INDEX block_nights_room_type_id_date_idx ON public.block_nights USING btree (room_type_id, date);
+
+CREATE INDEX blocks_open_conflict_idx ON public.blocks USING btree (property_id) WHERE ((conflict_nights <> '{}'::date[]) AND (status = 'active'::text));
+
 CREATE INDEX conversations_contact_hash_idx ON public.conversations USING btree (contact_hash);
 
 CREATE INDEX holds_active_expires_at_idx ON public.holds USING btree (expires_at) WHERE (status = 'active'::text);
@@ -712,6 +1017,24 @@ CREATE INDEX processed_events_unfinished_idx ON public.processed_events USING bt
 
 ALTER TABLE ONLY public.ari_days
     ADD CONSTRAINT ari_days_room_type_fkey FOREIGN KEY (room_type_id, property_id) REFERENCES public.room_types(id, property_id);
+
+ALTER TABLE ONLY public.block_nights
+    ADD CONSTRAINT block_nights_block_id_fkey FOREIGN KEY (block_id) REFERENCES public.blocks(id);
+
+ALTER TABLE ONLY public.blocks
+    ADD CONSTRAINT blocks_calendar_id_fkey FOREIGN KEY (calendar_id) REFERENCES public.calendars(id);
+
+ALTER TABLE ONLY public.blocks
+    ADD CONSTRAINT blocks_property_id_fkey FOREIGN KEY (property_id) REFERENCES public.properties(id);
+
+ALTER TABLE ONLY public.blocks
+    ADD CONSTRAINT blocks_room_type_fkey FOREIGN KEY (room_type_id, property_id) REFERENCES public.room_types(id, property_id);
+
+ALTER TABLE ONLY public.calendars
+    ADD CONSTRAINT calendars_property_id_fkey FOREIGN KEY (property_id) REFERENCES public.properties(id);
+
+ALTER TABLE ONLY public.calendars
+    ADD CONSTRAINT calendars_room_type_fkey FOREIGN KEY (room_type_id, property_id) REFERENCES public.room_types(id, property_id);
 
 ALTER TABLE ONLY public.contact_aliases
     ADD CONSTRAINT contact_aliases_contact_hash_fkey FOREIGN KEY (contact_hash) REFERENCES public.contacts(contact_hash);

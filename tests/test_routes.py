@@ -19,6 +19,7 @@ PUBLIC_ROUTES = {
     ("/webhooks/whatsapp/meta", "GET"),
     ("/webhooks/whatsapp/meta", "POST"),
     ("/webhooks/whatsapp/evolution", "POST"),
+    ("/ical/{token}.ics", "GET"),
 }
 
 
@@ -39,7 +40,8 @@ def _task_paths() -> list[str]:
 
 
 def test_public_table_is_exactly_the_allowed_routes() -> None:
-    """The public table holds exactly health, readiness and the provider webhooks, each
+    """The public table holds exactly health, readiness, the provider webhooks and the
+    channel feeds, each
     with exactly its methods, once: any other route (a /tasks one, a debug one) fails."""
     assert _table(public.routes) == sorted(PUBLIC_ROUTES)
     assert ROUTE_TABLES["public"] is public.routes

@@ -250,3 +250,22 @@ _MOMENT = {"pt": "%d/%m às %H:%M", "es": "%d/%m a las %H:%M", "en": "%m/%d at %
 def moment(at: dt.datetime, language: str) -> str:
     """A deadline in the inn's local time (``at`` already converted)."""
     return at.strftime(_MOMENT.get(language, _MOMENT[DEFAULT_LANGUAGE]))
+
+
+def nights_in_words(nights: list[dt.date], language: str) -> str:
+    """Nights as runs the staff read at a glance: "as noites de 10/01 a 11/01 e 15/01"."""
+    runs: list[list[dt.date]] = []
+    for night in sorted(nights):
+        if runs and night == runs[-1][-1] + dt.timedelta(days=1):
+            runs[-1].append(night)
+        else:
+            runs.append([night])
+    words = {"pt": (" a ", " e "), "es": (" al ", " y "), "en": (" to ", " and ")}
+    to, also = words.get(language, words[DEFAULT_LANGUAGE])
+    shown = [
+        f"{run[0]:%d/%m}" if len(run) == 1 else f"{run[0]:%d/%m}{to}{run[-1]:%d/%m}" for run in runs
+    ]
+    joined = ", ".join(shown[:-1]) + also + shown[-1] if len(shown) > 1 else shown[0]
+    lead = {"pt": "a noite de ", "es": "la noche del ", "en": "the night of "}
+    leads = {"pt": "as noites de ", "es": "las noches del ", "en": "the nights of "}
+    return (leads if len(nights) > 1 else lead).get(language, leads["pt"]) + joined

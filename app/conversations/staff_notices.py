@@ -7,6 +7,7 @@ and sends each notice once. Staff texts are in Portuguese, the inns' language.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -34,6 +35,9 @@ TEMPLATES = {
     "enviar #bot {ref}.",
     "reservation.cancel_requested": "O hóspede {phone} pediu o cancelamento da reserva {code}. "
     "O robô respondeu que a pousada vai confirmar.",
+    "channel.conflict": "Conflito de canal em {room}: o calendário {calendar} trouxe uma "
+    "reserva para {nights}, que já não estavam livres{ours}. Nada foi vendido duas vezes: "
+    "essas noites não foram bloqueadas. Veja com o canal (ops conflicts).",
 }
 _PAYMENT_KINDS = {"late": "pago após expirar", "duplicate": "em duplicidade", "mismatch": "valor"}
 
@@ -63,6 +67,17 @@ async def _text(
             nights=(row["checkout"] - row["checkin"]).days,
             guests=row["guests"],
             total=money(row["total_cents"], row["currency"], STAFF_LANGUAGE),
+        )
+    if event_type == "channel.conflict":
+        nights = [dt.date.fromisoformat(night) for night in payload["nights"]]
+        row = await conn.fetchrow(QUERIES["conflict_summary"], payload["block_id"], nights)
+        if row is None:
+            return None
+        return TEMPLATES[event_type].format(
+            room=row["room"],
+            calendar=row["calendar"],
+            nights=replies.nights_in_words(nights, STAFF_LANGUAGE),
+            ours=f" (reserva {row['codes']} daqui)" if row["codes"] else "",
         )
     if event_type.startswith("payment."):
         return TEMPLATES["payment"].format(

@@ -14,6 +14,7 @@ import orjson
 import stripe
 
 from app import db
+from app.channels.calendars import IMPORT_URL_PURPOSE
 from app.db import QUERIES
 from app.dev.fake_evolution import upsert_event
 from app.dev.fake_graph import inbound_envelope, signature
@@ -26,6 +27,7 @@ from app.payments.booking import hold_and_checkout
 from app.payments.stripe_api import open_stripe
 from app.pii import pii_keys
 from app.settings import Settings
+from app.tasks.catalog import CHANNEL_SYNC
 from app.tasks.outbox import relaying
 from app.tasks.queue import TaskQueue, queue_config
 
@@ -175,3 +177,65 @@ async def dev_transcript(settings: Settings, args: argparse.Namespace) -> list[s
         + pii.decrypt(row["body_encrypted"], "message").replace("\n", "\\n")
         for row in rows
     ]
+
+
+async def _channel_feed(settings: Settings, args: argparse.Namespace) -> str:
+    """The fake channel's URL of the calendar's feed (its import URL, unsealed)."""
+    conn: asyncpg.Connection = await db.connect(settings.database_url.reveal())
+    try:
+        row = await conn.fetchrow(QUERIES["calendar_import_url"], args.property, args.calendar)
+    finally:
+        await conn.close()
+    if row is None:
+        raise NotFound(f"no calendar {args.calendar!r} in {args.property!r}")
+    if row["import_url_sealed"] is None:
+        raise BadRequest(f"{args.calendar!r} is export-only: it has no channel feed")
+    return str(pii_keys(settings).unseal(row["import_url_sealed"], IMPORT_URL_PURPOSE))
+
+
+async def _fake_channel(method: str, url: str, **kwargs: Any) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=DEV_HTTP_TIMEOUT) as http:
+        try:
+            return await http.request(method, url, **kwargs)
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"the fake channel is unreachable: {type(exc).__name__}") from None
+
+
+async def dev_channel_book(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    """A booking made on the channel: an event in the fake channel's feed of the calendar."""
+    feed = await _channel_feed(settings, args)
+    events = feed.replace("/ical/", "/_dev/calendars/").removesuffix(".ics") + "/events"
+    body = {"checkin": args.checkin.isoformat(), "checkout": args.checkout.isoformat()}
+    answer = await _fake_channel("POST", events, json=body)
+    if answer.status_code != 200:
+        raise BadRequest(answer.json().get("error", "the fake channel refused the booking"))
+    return {"calendar": args.calendar, "uid": answer.json()["uid"]}
+
+
+async def dev_channel_cancel(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    """The booking cancelled on the channel: its event leaves the feed."""
+    feed = await _channel_feed(settings, args)
+    event = feed.replace("/ical/", "/_dev/calendars/").removesuffix(".ics") + f"/events/{args.uid}"
+    answer = await _fake_channel("DELETE", event)
+    if answer.status_code == 404:
+        raise NotFound(f"no event {args.uid!r} in {args.calendar!r}")
+    return {"calendar": args.calendar, "uid": args.uid, "cancelled": True}
+
+
+async def dev_channels_sync(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    """Sync the calendars now, through the task path, under task names of its own (a slot
+    the schedule already synced would swallow its name)."""
+    conn: asyncpg.Connection = await db.connect(settings.database_url.reveal())
+    try:
+        calendars = [r["id"] for r in await conn.fetch(QUERIES["calendars_to_sync"], args.property)]
+    finally:
+        await conn.close()
+    queue = TaskQueue(queue_config(settings))
+    try:
+        kind = CHANNEL_SYNC
+        for calendar_id in calendars:
+            name = kind.task_name(f"{calendar_id}-dev-{uuid.uuid4().hex[:12]}")
+            await queue.enqueue(kind, name, {"calendar_id": calendar_id})
+    finally:
+        await queue.close()
+    return {"enqueued": len(calendars)}

@@ -2,13 +2,14 @@
 
 Starts a Postgres under .local/ unless DATABASE_URL is set, always migrates the
 database it uses and imports docs/examples/property.json, starts the local Cloud
-Tasks, the fake Stripe API, the fake WhatsApp Graph API and a fake Evolution gateway
-(for docs/examples/property-evolution.json, imported too), then serves `public` on
+Tasks, the fake Stripe API, the fake WhatsApp Graph API, a fake Evolution gateway
+(for docs/examples/property-evolution.json, imported too) and a fake channel serving the
+sample inn's imported calendar (Airbnb-style iCal), then serves `public` on
 127.0.0.1:$PUBLIC_PORT and `worker` on 127.0.0.1:$WORKER_PORT until Ctrl-C or SIGTERM,
 and stops everything it started. A process that dies is started again after a short
 backoff, as Cloud Run replaces an instance. It also plays Cloud Scheduler: every few
 seconds it enqueues each scheduled task of the catalog (the hold sweep, the outbox relay,
-the receipts' re-drive) through the same authenticated task path production uses.
+the receipts' re-drive, the channel sync) through the same authenticated task path production uses.
 
 Every other variable defaults to its value in .env.example; the environment wins.
 """
@@ -40,6 +41,8 @@ log = logging.getLogger("app.dev.stack")
 SAMPLE_PROPERTY = ROOT / "docs" / "examples" / "property.json"
 # A second inn, on an Evolution API gateway (a local fake at its api_base).
 SAMPLE_EVOLUTION_PROPERTY = ROOT / "docs" / "examples" / "property-evolution.json"
+# The channel the sample inn's imported calendar comes from (a local fake at its URL).
+SAMPLE_CHANNEL_PORT = "12114"
 # Production's scheduler runs every few minutes; locally, often enough to watch.
 SCHEDULE_EVERY_SECONDS = 5
 # A process that dies is restarted after a backoff that doubles while it keeps dying
@@ -140,7 +143,7 @@ async def _run(env: dict[str, str], children: list[Child]) -> int:
 
     tasks_port = _port(env["TASKS_EMULATOR_HOST"])
     evolution = orjson.loads(SAMPLE_EVOLUTION_PROPERTY.read_bytes())["whatsapp"]
-    services = (  # (module, the port it serves, its arguments)
+    services: tuple[tuple[str, str, list[str]], ...] = (  # (module, its port, its arguments)
         (
             "tasks_emulator",
             tasks_port,
@@ -166,6 +169,7 @@ async def _run(env: dict[str, str], children: list[Child]) -> int:
                 env["WHATSAPP_APP_SECRET"],
             ],
         ),
+        ("fake_channel", SAMPLE_CHANNEL_PORT, []),
         (
             "fake_evolution",
             _port(evolution["api_base"]),

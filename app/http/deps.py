@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 import httpx
 from starlette.requests import Request
 
+from app.channels.export import FeedCache
 from app.payments.stripe_api import StripeApi
 from app.pii import PiiKeys
 from app.settings import Settings
@@ -26,6 +27,7 @@ class Deps:
     oidc: OidcVerifier | None = None  # worker only
     stripe: StripeApi | None = None  # worker only
     graph: httpx.AsyncClient | None = None  # worker only: the WhatsApp Graph API
+    feeds: FeedCache = field(default_factory=FeedCache)  # public: rendered channel feeds
 
 
 def deps(request: Request) -> Deps:

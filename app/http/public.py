@@ -1,4 +1,4 @@
-"""The internet-facing route table: health and provider webhooks only.
+"""The internet-facing route table: health, provider webhooks and channel feeds only.
 
 Nothing here may run a critical transaction; internal routes never appear here
 (a test checks this table and the live server).
@@ -7,6 +7,7 @@ Nothing here may run a critical transaction; internal routes never appear here
 from starlette.routing import Route
 
 from app.http.health import health, ready
+from app.http.ical import ical_feed
 from app.http.webhooks import (
     stripe_webhook,
     whatsapp_evolution,
@@ -21,4 +22,5 @@ routes = [
     Route("/webhooks/whatsapp/meta", whatsapp_meta_handshake, methods=["GET"]),
     Route("/webhooks/whatsapp/meta", whatsapp_meta, methods=["POST"]),
     Route("/webhooks/whatsapp/evolution", whatsapp_evolution, methods=["POST"]),
+    Route("/ical/{token}.ics", ical_feed, methods=["GET"]),
 ]

@@ -7,6 +7,7 @@ Answers 2xx when the work is done or can never apply (so Cloud Tasks stops), and
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -14,9 +15,12 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from app.channels.fetch import Fetcher
+from app.channels.sync import sync_calendar
 from app.conversations.handlers import handle_message, notify_guest
 from app.conversations.model import Services
 from app.conversations.staff_notices import notify_staff
+from app.db import QUERIES
 from app.http.body import read_capped
 from app.http.deps import Deps, deps
 from app.inventory.holds import expire_due_holds, expire_hold
@@ -38,6 +42,9 @@ SWEEP_BATCH = 500
 SWEEP_MAX_BATCHES = 4
 # Receipts one re-drive run looks at: enough for an outage's backlog, bounded in time.
 REDRIVE_LIMIT = 200
+# Each calendar is synced once per slot of the schedule (a second run in the slot, or a
+# redelivery, finds its task already there).
+SYNC_SLOT_SECONDS = 15 * 60
 
 
 async def _body(request: Request) -> dict[str, Any] | None:
@@ -167,6 +174,32 @@ async def staff_notify(request: Request) -> JSONResponse:
     return _done(await notify_staff(_services(d), d.pii, outbox_id))
 
 
+@task_endpoint
+async def channel_sync(request: Request) -> JSONResponse:
+    d = deps(request)
+    body = await _body(request)
+    calendar_id = body.get("calendar_id") if body else None
+    if not isinstance(calendar_id, int) or isinstance(calendar_id, bool):
+        return _done("malformed_task")
+    annotate_request(calendar_id=calendar_id)
+    fetcher = Fetcher(allow_local=d.settings.env == "dev")
+    result = await sync_calendar(d.pool, d.pii, fetcher, calendar_id)
+    return _done(result.pop("outcome"), **result)
+
+
+@task_endpoint
+async def channels_sync_all(request: Request) -> JSONResponse:
+    d = deps(request)
+    slot = int(time.time()) // SYNC_SLOT_SECONDS
+    async with d.pool.acquire() as conn:
+        calendars = [row["id"] for row in await conn.fetch(QUERIES["calendars_to_sync"], None)]
+    kind = catalog.CHANNEL_SYNC
+    for calendar_id in calendars:
+        name = kind.task_name(f"{calendar_id}-{slot}")
+        await d.queue.enqueue(kind, name, {"calendar_id": calendar_id})
+    return _done("enqueued", calendars=len(calendars))
+
+
 # The handler of each task kind: the worker's route table is made from this.
 HANDLERS: dict[catalog.TaskKind, Endpoint] = {
     catalog.STRIPE_EVENT: stripe_event,
@@ -175,6 +208,8 @@ HANDLERS: dict[catalog.TaskKind, Endpoint] = {
     catalog.HOLDS_SWEEP: holds_sweep,
     catalog.OUTBOX_RELAY: outbox_relay,
     catalog.RECEIPTS_REDRIVE: receipts_redrive,
+    catalog.CHANNEL_SYNC: channel_sync,
+    catalog.CHANNELS_SYNC_ALL: channels_sync_all,
     catalog.WHATSAPP_SEND: whatsapp_send,
     catalog.CONVERSATION_NOTIFY: conversation_notify,
     catalog.STAFF_NOTIFY: staff_notify,

@@ -96,8 +96,8 @@ async def create_hold(
 ) -> Hold:
     """Claim every night of the request or none; a replayed key returns the original hold.
 
-    Invariant: for each night, inv_held + inv_booked <= inv_total, and a committed hold
-    owns exactly the nights in its hold_nights rows.
+    Invariant: for each night, inv_held + inv_booked + inv_blocked <= inv_total, and a
+    committed hold owns exactly the nights in its hold_nights rows.
     """
     try:
         row = await conn.fetchrow(

@@ -16,12 +16,23 @@ from app.errors import BadRequest
 
 
 @dataclass(frozen=True)
+class CalendarSpec:
+    """A channel calendar of the room type: exported to the channel, and imported from it
+    when it has an ``import_url`` (which carries the channel's secret)."""
+
+    name: str
+    import_url: str | None = None
+    units: int = 1  # units one of the channel's events takes
+
+
+@dataclass(frozen=True)
 class RoomTypeSpec:
     code: str
     name: str
     max_occupancy: int
     units: int
     rate_cents: int
+    calendars: tuple[CalendarSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,32 @@ def _date(value: Any, where: str) -> dt.date:
         raise BadRequest(f"{where} must be a YYYY-MM-DD date") from None
 
 
+_CALENDAR_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def _calendars(raw: Any, where: str) -> tuple[CalendarSpec, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise BadRequest(f"{where} must be a list")
+    found = []
+    for i, item in enumerate(raw):
+        at = f"{where}[{i}]."
+        if not isinstance(item, dict):
+            raise BadRequest(f"{where}[{i}] must be an object")
+        name = _field(item, "name", str, at)
+        if not _CALENDAR_NAME.match(name):
+            raise BadRequest(f"{at}name must be lowercase letters, digits and dashes")
+        url = _field(item, "import_url", str, at, optional=True)
+        if url is not None and not url.startswith(("https://", "http://")):
+            raise BadRequest(f"{at}import_url must be an http(s) URL")
+        units = _field(item, "units", int, at, optional=True)
+        if units is not None and units < 1:
+            raise BadRequest(f"{at}units must be at least 1")
+        found.append(CalendarSpec(name, url, units or 1))
+    return tuple(found)
+
+
 def parse_property(data: Any) -> PropertySpec:
     """Validate a property file's JSON; errors name the offending field."""
     if not isinstance(data, dict):
@@ -104,6 +141,7 @@ def parse_property(data: Any) -> PropertySpec:
             max_occupancy=_field(raw, "max_occupancy", int, where),
             units=_field(raw, "units", int, where),
             rate_cents=_field(raw, "rate_cents", int, where),
+            calendars=_calendars(raw.get("calendars"), f"{where}calendars"),
         )
         if room.max_occupancy < 1:
             raise BadRequest(f"{where}max_occupancy must be at least 1")
@@ -111,6 +149,9 @@ def parse_property(data: Any) -> PropertySpec:
     codes = [room.code for room in rooms]
     if len(set(codes)) != len(codes):
         raise BadRequest("room_types codes must be unique")
+    names = [calendar.name for room in rooms for calendar in room.calendars]
+    if len(set(names)) != len(names):
+        raise BadRequest("calendar names must be unique within the property")
     overrides = []
     for i, raw in enumerate(data.get("overrides") or []):
         where = f"overrides[{i}]."

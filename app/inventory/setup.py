@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from app.channels.calendars import import_calendars
 from app.db import QUERIES
 from app.errors import BadRequest, Conflict, NotFound
 from app.inventory.property_file import PropertySpec
@@ -82,6 +83,7 @@ async def import_property(
     *,
     today: dt.date | None = None,
     pii: PiiKeys | None = None,
+    ical_secret: str | None = None,
 ) -> ImportResult:
     """Create or update the property, its room types, its staff numbers and its ARI in one
     transaction. Staff numbers need ``pii``: they are stored only encrypted."""
@@ -110,6 +112,7 @@ async def import_property(
             room_ids[room.code] = room_id or await conn.fetchval(
                 QUERIES["room_type_id"], property_id, room.code
             )
+        await import_calendars(conn, property_id, spec, room_ids, pii, ical_secret)
         wanted = plan_ari(spec, room_ids, start, end)
         keys = sorted(wanted)
         room_col = [k[0] for k in keys]

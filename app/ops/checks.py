@@ -15,6 +15,8 @@ CHECKS = {
     "payments-without-reservation": "payments_without_reservation.sql",
     "stale-receipts": "stale_receipts.sql",
     "outbox-dead": "outbox_dead.sql",
+    "conflicts": "open_conflicts.sql",
+    "channels": "channel_health.sql",
 }
 
 

@@ -50,6 +50,11 @@ STAFF_NOTIFY = TaskKind("/tasks/staff/notify", "messages", "staff", hash_keys=Tr
 HOLDS_SWEEP = TaskKind("/tasks/holds/sweep", "holds", "sweep", schedule="*/2 * * * *")
 OUTBOX_RELAY = TaskKind("/tasks/outbox/relay", "default", "relay", schedule="* * * * *")
 RECEIPTS_REDRIVE = TaskKind("/tasks/receipts/redrive", "default", "redrive", schedule="*/5 * * * *")
+# One calendar's import, and the schedule that enqueues one per calendar and time slot.
+CHANNEL_SYNC = TaskKind("/tasks/channels/sync", "default", "sync")
+CHANNELS_SYNC_ALL = TaskKind(
+    "/tasks/channels/sync-all", "default", "syncall", schedule="*/15 * * * *"
+)
 
 CATALOG = (
     STRIPE_EVENT,
@@ -58,6 +63,8 @@ CATALOG = (
     HOLDS_SWEEP,
     OUTBOX_RELAY,
     RECEIPTS_REDRIVE,
+    CHANNEL_SYNC,
+    CHANNELS_SYNC_ALL,
     WHATSAPP_SEND,
     CONVERSATION_NOTIFY,
     STAFF_NOTIFY,

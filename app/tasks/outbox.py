@@ -71,6 +71,7 @@ STAFF_NOTICES = frozenset(
         "payment.mismatch",
         "conversation.handoff",
         "reservation.cancel_requested",
+        "channel.conflict",
     }
 )
 

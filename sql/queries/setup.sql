@@ -32,7 +32,8 @@ SELECT id FROM properties WHERE code = $1
 -- lock_ari_range --
 -- Lock existing nights of the given room types and dates in (room type, date) order and
 -- show what is committed on each, so a new total can be checked against it.
-SELECT a.room_type_id, a.date, a.inv_held + a.inv_booked AS committed, w.inv_total AS wanted
+SELECT a.room_type_id, a.date, a.inv_held + a.inv_booked + a.inv_blocked AS committed,
+       w.inv_total AS wanted
 FROM ari_days a
 JOIN unnest($1::bigint[], $2::date[], $3::integer[]) AS w(room_type_id, date, inv_total)
   ON a.room_type_id = w.room_type_id AND a.date = w.date
@@ -54,7 +55,7 @@ RETURNING (xmax = 0) AS inserted
 
 -- lock_ari_days --
 -- Lock one room type's nights in a date range (inclusive), in date order.
-SELECT date, inv_total, inv_held + inv_booked AS committed
+SELECT date, inv_total, inv_held + inv_booked + inv_blocked AS committed
 FROM ari_days
 WHERE room_type_id = $1 AND date BETWEEN $2 AND $3
 ORDER BY date

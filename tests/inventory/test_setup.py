@@ -22,6 +22,7 @@ from tests.support import ROOT, SERVE_ENV, app_env, run_cli
 
 SAMPLE = ROOT / "docs" / "examples" / "property.json"
 # The sample names a staff number, which is stored only encrypted.
+ICAL_SECRET = "test-ical-secret"
 PII = pii_keys(
     Settings(
         database_url=Secret("postgresql://unused"),
@@ -58,11 +59,11 @@ async def test_import_is_idempotent(conn) -> None:  # type: ignore[no-untyped-de
     per room type from the import date."""
     spec = parse_property(_sample())
     today = dt.date(2031, 5, 1)
-    first = await import_property(conn, spec, today=today, pii=PII)
+    first = await import_property(conn, spec, today=today, pii=PII, ical_secret=ICAL_SECRET)
     assert first.ari_inserted == 3 * 365 and first.room_types == 3
     before = await _snapshot(conn)
     property_version = await conn.fetchval("SELECT xmin::text FROM properties")
-    second = await import_property(conn, spec, today=today, pii=PII)
+    second = await import_property(conn, spec, today=today, pii=PII, ical_secret=ICAL_SECRET)
     assert (second.ari_inserted, second.ari_updated) == (0, 0)
     assert await _snapshot(conn) == before
     assert await conn.fetchval("SELECT xmin::text FROM properties") == property_version
@@ -84,7 +85,7 @@ async def test_import_applies_overrides_and_updates_changes(conn) -> None:  # ty
             "total": 1,
         },
     ]
-    await import_property(conn, parse_property(data), pii=PII)
+    await import_property(conn, parse_property(data), pii=PII, ical_secret=ICAL_SECRET)
     rows = {
         (r["code"], r["date"]): (r["inv_total"], r["rate_cents"], r["stop_sell"])
         for r in await conn.fetch(
@@ -97,7 +98,7 @@ async def test_import_applies_overrides_and_updates_changes(conn) -> None:  # ty
     assert rows[("standard", dt.date(2031, 12, 30))] == (4, 99000, False)
     assert rows[("familia", dt.date(2031, 12, 31))] == (1, 72000, True)
     data["room_types"][0]["rate_cents"] = 36000
-    result = await import_property(conn, parse_property(data), pii=PII)
+    result = await import_property(conn, parse_property(data), pii=PII, ical_secret=ICAL_SECRET)
     assert (result.ari_inserted, result.ari_updated) == (0, 4)  # 7 nights minus 3 overridden
 
 
@@ -209,6 +210,7 @@ def test_property_and_ari_commands(db_url: str, tmp_path: Path) -> None:
         DATABASE_URL=db_url,
         PII_KEY=SERVE_ENV["PII_KEY"],
         CONTACT_HASH_KEY=SERVE_ENV["CONTACT_HASH_KEY"],
+        ICAL_SECRET=ICAL_SECRET,
     )
     first = run_cli("property", "import", str(SAMPLE), env=env)
     assert first.returncode == 0, first.stderr
