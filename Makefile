@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 export PUBLIC_PORT WORKER_PORT
 
 .PHONY: install postgres-binaries run test lint format migrate schema bench-holds bench-ingress \
-	bench-send-crash
+	bench-send-crash bench-channels
 
 install: $(VENV)/.installed
 
@@ -69,3 +69,11 @@ bench-ingress: install postgres-binaries
 # its sends wait for the provider's answer, duplicates counted (about 2 minutes).
 bench-send-crash: install postgres-binaries
 	$(PY) -m bench.send_crash
+
+# The channel feed export against /health (wrk, 32 clients) and a 500-event feed's apply
+# against plain inserts of the same rows (about 2 minutes). See docs/performance.md.
+bench-channels: install postgres-binaries
+	@command -v wrk >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends wrk >/dev/null) || echo "bench-channels: could not install wrk" >&2
+	$(PY) -m bench.channels

@@ -50,9 +50,19 @@ async def sync_calendar(
     if calendar["import_url_sealed"] is None:
         return {"outcome": "export_only"}
     url = pii.unseal(calendar["import_url_sealed"], IMPORT_URL_PURPOSE)
+    # An open conflict may have come free on our side: the feed must be read again even if
+    # the channel's has not changed, so no conditional GET then.
+    validators = (
+        (None, None)
+        if calendar["has_conflicts"]
+        else (
+            calendar["etag"],
+            calendar["last_modified"],
+        )
+    )
     try:
         async with asyncio.timeout(FETCH_DEADLINE_SECONDS):
-            fetched = await fetcher.fetch(url, calendar["etag"], calendar["last_modified"])
+            fetched = await fetcher.fetch(url, *validators)
         parsed = None
         if fetched.body is not None:
             parsed = parse(fetched.body, ZoneInfo(calendar["timezone"]), calendar["today"])

@@ -45,6 +45,8 @@ class FakeChannel:
     port: int
     bind: str = "127.0.0.1"
     calendars: dict[str, list[ChannelEvent]] = field(default_factory=dict)
+    # A calendar served as these bytes instead (a real channel's export, for tests).
+    raw: dict[str, bytes] = field(default_factory=dict)
     fetches: int = 0
     _stop: Any = None
 
@@ -66,7 +68,12 @@ class FakeChannel:
         self.calendars[name] = kept
         return len(kept) != len(events)
 
+    def serve_raw(self, name: str, body: bytes) -> None:
+        self.raw[name] = body
+
     def feed(self, name: str) -> bytes:
+        if name in self.raw:
+            return self.raw[name]
         calendar = icalendar.Calendar()
         calendar.add("prodid", PRODID)
         calendar.add("calscale", "GREGORIAN")

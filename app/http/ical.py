@@ -31,13 +31,10 @@ async def ical_feed(request: Request) -> Response:
     if not _TOKEN.match(token):
         raise NotFound()
     async with d.pool.acquire() as conn:
-        calendar = await conn.fetchrow(QUERIES["calendar_by_digest"], digest(token))
+        calendar = await conn.fetchrow(QUERIES["export_feed"], digest(token), HORIZON_DAYS)
         if calendar is None:
             raise NotFound()
-        rows = await conn.fetch(
-            QUERIES["export_runs"], calendar["id"], calendar["today"], HORIZON_DAYS
-        )
-        runs = tuple((row["first_night"], row["morning_free"]) for row in rows)
+        runs = tuple(zip(calendar["first_nights"], calendar["mornings_free"], strict=True))
         shown = nights(runs)
         if shown != list(calendar["exported_unavailable"]):
             await conn.execute(QUERIES["record_export"], calendar["id"], shown)

@@ -26,33 +26,37 @@ UPDATE calendars SET rotation = rotation + 1, export_digest = $3, updated_at = n
 WHERE property_id = $1 AND name = $2
 RETURNING rotation
 
--- calendar_by_digest --
--- The calendar an export URL names (by its token's SHA-256), with the property's today.
-SELECT c.id, c.room_type_id, c.exported_unavailable,
-       (now() AT TIME ZONE p.timezone)::date AS today
-FROM calendars c JOIN properties p ON p.id = c.property_id
-WHERE c.export_digest = $1
-
--- export_runs --
--- The runs of nights, over $3 days from $2, on which the room type has no unit free for
--- this calendar's channel: its own imported blocks are not counted (the channel knows its
--- bookings; echoing them back is how loops start). Gaps and islands by date.
-WITH own AS (
+-- export_feed --
+-- The calendar an export URL names (by its token's SHA-256), and the runs of nights, over
+-- $2 days from the inn's today, on which its room type has no unit free for the calendar's
+-- channel: that channel's own imported blocks are not counted (it knows its bookings;
+-- echoing them back is how loops start). Gaps and islands by date; no row: no such URL.
+WITH cal AS (
+    SELECT c.id, c.room_type_id, c.exported_unavailable,
+           (now() AT TIME ZONE p.timezone)::date AS today
+    FROM calendars c JOIN properties p ON p.id = c.property_id
+    WHERE c.export_digest = $1
+), own AS (
     SELECT n.date, sum(n.qty) AS qty
-    FROM block_nights n JOIN blocks b ON b.id = n.block_id
-    WHERE b.calendar_id = $1 AND b.status = 'active'
-      AND n.date >= $2 AND n.date < $2 + $3
+    FROM cal JOIN blocks b ON b.calendar_id = cal.id AND b.status = 'active'
+    JOIN block_nights n ON n.block_id = b.id
+    WHERE n.date >= cal.today AND n.date < cal.today + $2::integer
     GROUP BY n.date
 ), closed AS (
     SELECT a.date, a.date - (row_number() OVER (ORDER BY a.date))::integer AS run
-    FROM ari_days a
-    JOIN calendars c ON c.id = $1 AND a.room_type_id = c.room_type_id
+    FROM cal JOIN ari_days a ON a.room_type_id = cal.room_type_id
     LEFT JOIN own ON own.date = a.date
-    WHERE a.date >= $2 AND a.date < $2 + $3
+    WHERE a.date >= cal.today AND a.date < cal.today + $2::integer
       AND a.inv_total - a.inv_held - a.inv_booked - (a.inv_blocked - coalesce(own.qty, 0)) <= 0
+), runs AS (
+    SELECT min(date) AS first_night, max(date) + 1 AS morning_free FROM closed GROUP BY run
 )
-SELECT min(date) AS first_night, max(date) + 1 AS morning_free
-FROM closed GROUP BY run ORDER BY 1
+SELECT cal.id, cal.exported_unavailable,
+       coalesce((SELECT array_agg(first_night ORDER BY first_night) FROM runs), '{}')
+           AS first_nights,
+       coalesce((SELECT array_agg(morning_free ORDER BY first_night) FROM runs), '{}')
+           AS mornings_free
+FROM cal
 
 -- record_export --
 -- What the channel saw when it fetched our feed (only written when it changed).
@@ -63,7 +67,10 @@ WHERE id = $1 AND exported_unavailable IS DISTINCT FROM $2
 -- What syncing one calendar needs: its sealed URL, validators, the inn's timezone and
 -- today, and the nights our feed last showed the channel closed.
 SELECT c.id, c.import_url_sealed, c.etag, c.last_modified, c.exported_unavailable,
-       p.timezone, (now() AT TIME ZONE p.timezone)::date AS today
+       p.timezone, (now() AT TIME ZONE p.timezone)::date AS today,
+       EXISTS (SELECT 1 FROM blocks b
+               WHERE b.calendar_id = c.id AND b.status = 'active'
+                 AND b.conflict_nights <> '{}') AS has_conflicts
 FROM calendars c JOIN properties p ON p.id = c.property_id
 WHERE c.id = $1
 

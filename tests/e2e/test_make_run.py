@@ -158,3 +158,48 @@ def test_a_guest_books_through_make_run(stack_env: dict[str, str], tmp_path: Pat
     assert "stack_up" in output and "http_request" in output  # the stack did log
     for secret in (PHONE, PHONE.lstrip("+"), PHONE[-8:], EVO_PHONE.lstrip("+"), *said):
         assert secret not in output, secret
+
+
+def test_a_channel_booking_through_make_run(stack_env: dict[str, str], tmp_path: Path) -> None:
+    """make run's fake channel: `dev channels book` adds a booking to the sample inn's Airbnb
+    feed and `dev channels sync` imports it (one block); `ops channels` reports the
+    calendars synced; `channels urls` gives feeds the public role serves; `dev channels
+    cancel` and another sync release the nights."""
+    today = dt.datetime.now(ZoneInfo("America/Sao_Paulo")).date()
+    where = ["--property", "pousada-mare-alta", "--calendar", "airbnb-standard"]
+    dates = [
+        "--checkin",
+        (today + dt.timedelta(days=30)).isoformat(),
+        "--checkout",
+        (today + dt.timedelta(days=33)).isoformat(),
+    ]
+    env = stack_env  # ICAL_SECRET and the rest from .env.example, as for `make run`
+
+    async def blocks(status: str) -> int:
+        conn = await asyncpg.connect(env["DATABASE_URL"])
+        try:
+            return int(await conn.fetchval("SELECT count(*) FROM blocks WHERE status = $1", status))
+        finally:
+            await conn.close()
+
+    with dev_up(env, tmp_path / "stack.log"):
+        code, out = _cli(env, "dev", "channels", "book", *where, *dates)
+        assert code == 0, out
+        uid = orjson.loads(out[-1])["uid"]
+        code, out = _cli(env, "dev", "channels", "sync")
+        assert code == 0 and orjson.loads(out[-1]) == {"enqueued": 1}
+        assert asyncio.run(eventually(lambda: blocks("active"), within=30)) == 1
+
+        code, out = _cli(env, "ops", "channels")
+        calendars = orjson.loads(out[-1])["calendars"]
+        assert code == 0 and {c["calendar"] for c in calendars} >= {"airbnb-standard"}
+        code, out = _cli(env, "channels", "urls", "--property", "pousada-mare-alta")
+        assert code == 0
+        for line in out[:-1]:
+            feed = httpx.get(orjson.loads(line)["url"])
+            assert feed.status_code == 200 and feed.text.startswith("BEGIN:VCALENDAR")
+
+        code, out = _cli(env, "dev", "channels", "cancel", *where, "--uid", uid)
+        assert code == 0
+        assert _cli(env, "dev", "channels", "sync")[0] == 0
+        assert asyncio.run(eventually(lambda: blocks("released"), within=30)) == 1
