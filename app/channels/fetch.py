@@ -56,6 +56,7 @@ _FORBIDDEN = [
         "fe80::/10",
         "ff00::/8",
         "64:ff9b::/96",
+        "fec0::/10",  # site-local, deprecated but still routed in places
     )
 ]
 
@@ -79,8 +80,13 @@ async def system_resolver(host: str, port: int) -> list[str]:
 def refused(address: str) -> bool:
     """An address no feed may be fetched from."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:  # ::ffff:a.b.c.d is a.b.c.d
+            return refused(str(ip.ipv4_mapped))
+        # The IPv4 address a 6to4 or Teredo address tunnels to.
+        inner = ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if inner is not None and refused(str(inner)):
+            return True
     return (
         any(ip in net for net in _FORBIDDEN)
         or ip.is_private
@@ -100,7 +106,7 @@ class Fetcher:
     async def _address(self, host: str, port: int) -> str:
         try:
             addresses = await self.resolver(host, port)
-        except OSError:
+        except (OSError, UnicodeError):  # a name that cannot even be encoded resolves nothing
             raise FeedError("the feed's host name does not resolve") from None
         if not addresses:
             raise FeedError("the feed's host name does not resolve")
@@ -123,7 +129,10 @@ class Fetcher:
                     location = answer.headers.get("location")
                     if not location:
                         raise FeedError("the feed redirects nowhere")
-                    url = urljoin(url, location)  # checked like the first hop
+                    try:
+                        url = urljoin(url, location)  # checked like the first hop
+                    except ValueError:
+                        raise FeedError("the feed redirects to an invalid URL") from None
                     continue
                 if answer.status == 304:
                     return Fetched(None, etag, last_modified)
@@ -137,11 +146,15 @@ class Fetcher:
             raise FeedError("the feed redirects too many times")
 
     async def _get(self, client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> _Answer:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            explicit_port = parts.port
+        except ValueError:  # e.g. a port out of range
+            raise FeedError("the feed's URL is not valid") from None
         schemes = ("https", "http") if self.allow_local else ("https",)
         if parts.scheme not in schemes or not parts.hostname:
             raise FeedError("the feed's URL must be https")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        port = explicit_port or (443 if parts.scheme == "https" else 80)
         address = await self._address(parts.hostname, port)
         # Connect to the address just checked; the Host header and TLS keep the name.
         host = f"[{address}]" if ":" in address else address
