@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 export PUBLIC_PORT WORKER_PORT
 
 .PHONY: install postgres-binaries run test lint format migrate schema bench-holds bench-ingress \
-	bench-send-crash bench-channels
+	bench-send-crash bench-channels bench-understanding
 
 install: $(VENV)/.installed
 
@@ -77,3 +77,8 @@ bench-channels: install postgres-binaries
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    --no-install-recommends wrk >/dev/null) || echo "bench-channels: could not install wrk" >&2
 	$(PY) -m bench.channels
+
+# How well the rules read guests: accuracy on tests/conversations/guest_messages/, wrong
+# dates accepted without a question, and latency per message (a few seconds).
+bench-understanding: install
+	$(PY) -m bench.understanding
