@@ -115,7 +115,7 @@ _MENTION = re.compile(
     rf"|(?P<bare>(?<![\d/.:])\b(?P<bd>\d{{1,2}})(?P<bo>st|nd|rd|th|º|°)?\b(?![/.:]\d))"
 )
 # Before a bare day, words that make it one ("dia 19", "el 5", "the 25th").
-_DAY_BEFORE = re.compile(r"\b(?:dia|el|the|on the|from the)\s*$")
+_DAY_BEFORE = re.compile(rf"\b(?:dia|el|the|on the|from the|{_WEEKDAY_WORD}),?\s*$")
 # Between two ends of a range ("19 ao 21", "14 - 16", "5 al 8", "3rd to the 7th").
 _RANGE_BETWEEN = re.compile(
     r"^\s*(?:a|ao|ate|ate o|ate a|al|hasta|hasta el|to|till|until|through|thru|-|e|y|and)"
@@ -184,7 +184,7 @@ _FAMILY = re.compile(rf"\b(?:party of|family of|grupo de|familia de|group of)\s+
 _TOTAL = re.compile(
     rf"\b{_NUMBER}\s*{_PEOPLE_WORD}\b"
     rf"|\b(?:somos|seremos|seriamos|sejamos|vamos|iremos|estamos)\s+(?:em\s+|en\s+)?{_COUNT}\b"
-    rf"|\b(?:we are|there are)\s+{_COUNT}\b"
+    rf"|\b(?:we are|we'?re|there are)\s+{_COUNT}\b"
     rf"|\b{_COUNT}\s+(?:of us|de nos)\b"
     rf"|\b(?:para|pra|pro|for|p)\s+{_COUNT}\b(?:\s*{_PEOPLE_WORD}\b)?"
     # … but not a day ("pra 10 a 15", "para 20 de maio") nor a count of something else
@@ -196,8 +196,8 @@ _TOTAL_THEN_CHILD = re.compile(rf"^\s*(?:{_PEOPLE_WORD}\s*)?(?:e|y|and|\+|mais|c
 _PAIRS = re.compile(rf"\b{_NUMBER}\s+(?:casais|parejas|couples|matrimonios)\b")
 _COUPLE = re.compile(r"\b(?:casal|pareja|couple|matrimonio|lua de mel|honeymoon)\b")
 _ALONE = re.compile(
-    r"\b(?:so eu|somente eu|apenas eu|sozinh[oa]|solo yo|yo solo|solo|solito|just me|only me|"
-    r"alone|by myself)\b"
+    r"\b(?:so eu|somente eu|apenas eu|sozinh[oa]|solo yo|yo solo|solito|just me|only me|"
+    r"(?:voy|viajo|vengo|traveling|travelling|going) solo|alone|by myself)\b"
 )
 # Who a guest names ("eu, minha esposa e minha sogra"): each one adult, the guest once.
 _SPEAKER = re.compile(r"\b(?:eu|mim|yo|me|i|myself)\b")
@@ -278,8 +278,8 @@ _HELP = _words(
     r"what can i ask"
 )
 _GREETING = _words(
-    r"oi+e*|ola|bom dia|boa tarde|boa noite|hola+|buenas\w*|buenos dias|buen dia|hi|hello|hey|"
-    r"good morning|good afternoon|good evening|tudo bem|como estan|que tal"
+    r"oi+e*|ola|bom diaa?|boa tardee?|boa noitee?|hola+|buenas\w*|buenos dias|buen dia|hi|"
+    r"hello|hey|good morning|good afternoon|good evening|tudo bem|como estan|que tal"
 )
 _CANCEL = re.compile(r"\bcancel|\bdesist")
 # "qual a política de cancelamento?" asks about cancelling; it does not cancel.
@@ -371,6 +371,7 @@ def _normalize(text: str) -> str:
     plain = re.sub(r"[\u2010-\u2015]", "-", plain)  # en and em dashes are hyphens
     plain = re.sub(r"(\d)\s*-\s*(\d)", r"\1 - \2", plain)  # "14-16" is a range, not a date
     plain = re.sub(r"[^\w/.\-'º°+:,()\s?]", " ", plain)
+    plain = re.sub(r"([a-z])\1{2,}", r"\1", plain)  # "boa noiteee", "buenasss", "oiii"
     # abbreviations are whole words, punctuation around them kept ("finde?")
     plain = _ABBREVIATION.sub(lambda m: _ABBREVIATIONS.get(m.group(0), m.group(0)), plain)
     return " ".join(plain.split())
@@ -453,7 +454,7 @@ def _mentions(text: str, language: str, today: dt.date) -> list[_Mention]:
             m.day = int(group("bd"))
             if not 1 <= m.day <= 31 or _NOT_A_DAY_AFTER.match(text[m.end :]):
                 continue
-            if not group("bo") and not _DAY_BEFORE.search(text[max(0, m.start - 12) : m.start]):
+            if not group("bo") and not _DAY_BEFORE.search(text[max(0, m.start - 16) : m.start]):
                 bare.add(len(found))  # a date only as an end of a range
         found.append(m)
     # A bare number is a day when it is an end of a range whose other end is a date.
