@@ -14,7 +14,7 @@ from app.conversations.model import Services
 from app.db import QUERIES
 from app.inventory.holds import HoldRequest, cancel_hold
 from app.inventory.properties import Property
-from app.inventory.quote import QuoteOption, quote
+from app.inventory.quote import Offer, offers
 from app.inventory.stay import Stay
 from app.payments.booking import Booking, hold_and_checkout
 
@@ -31,11 +31,12 @@ async def cancel(services: Services, hold_id: str, reason: str) -> bool:
 
 async def quote_stay(
     services: Services, prop: Property, stay: Stay, today: dt.date
-) -> tuple[list[QuoteOption], list[tuple[Stay, int]]]:
-    """The rooms for the stay; when there are none, the nearest stays of the same length
-    with a room (closest check-in first). Raises BadRequest for a party no room fits."""
+) -> tuple[list[Offer], list[tuple[Stay, int]]]:
+    """The ways to host the party (one room or several); when there are none, the nearest
+    stays of the same length that can (closest check-in first). Raises BadRequest for a
+    party the whole inn cannot host."""
     async with services.pool.acquire() as conn:
-        found = await quote(conn, prop, stay, today=today)
+        found = await offers(conn, prop, stay, today=today)
         if found:
             return found, []
         return [], await _alternatives(conn, prop, stay, today)
@@ -51,18 +52,18 @@ async def _alternatives(
             if checkin < today:
                 continue
             candidate = Stay(checkin, checkin + dt.timedelta(days=wanted.nights), wanted.guests)
-            options = await quote(conn, prop, candidate, today=today)
+            options = await offers(conn, prop, candidate, today=today)
             if options:
-                found.append((candidate, options[0].total_cents))
+                found.append((candidate, min(o.total_cents for o in options)))
                 if len(found) == MAX_ALTERNATIVES:
                     return sorted(found, key=lambda alt: alt[0].checkin)
     return sorted(found, key=lambda alt: alt[0].checkin)
 
 
-async def largest_room(services: Services, prop: Property) -> int:
-    """The most guests any room type of the inn hosts."""
+async def inn_capacity(services: Services, prop: Property) -> int:
+    """The most guests the inn hosts at once, in all its rooms."""
     async with services.pool.acquire() as conn:
-        return int(await conn.fetchval(QUERIES["max_occupancy"], prop.id) or 0)
+        return int(await conn.fetchval(QUERIES["inn_capacity"], prop.id, prop.today()) or 0)
 
 
 async def hold_and_pay(services: Services, request: HoldRequest) -> Booking:

@@ -11,8 +11,15 @@ State (``conversations.state``): new → collecting → quoted → awaiting_paym
 requote after a hold ended or a room sold out, and human while the inn's staff have the
 conversation (the guest asked for a person, or was not understood twice in a row): the
 bot is silent until a staff member's "#bot" or HANDOFF_TIMEOUT_SECONDS. ``context`` holds
-the stay asked for (``stay``), the numbered options last shown (``options``), the pending
-``hold_id`` and, once booked, the ``reservation_code``.
+the stay asked for (``stay``: dates, ``guests`` and, when the guest said who comes,
+``adults`` and ``children_ages``), the readings of a question about the dates or a holiday's
+suggested stay awaiting the guest's answer (``choices``), the numbered options last shown
+(``options``), the pending ``hold_id`` and, once booked, the ``reservation_code``.
+
+Ask, don't guess: dates with two readings, in the past, out of order or that do not exist
+get one short question, with the readings worth offering; the guest's "2", "the first" or
+"yes" picks one, new dates replace them. A holiday by name is a suggested stay the guest
+confirms. Every quote restates the dates and the party it understood.
 """
 
 from __future__ import annotations
@@ -25,12 +32,12 @@ import asyncpg
 
 from app.conversations import actions, replies
 from app.conversations.model import Conversation, Services, Turn
-from app.conversations.understanding import Understood, understand
+from app.conversations.understanding import Choice, Understood, understand
 from app.errors import BadRequest, Conflict, NothingAvailable
 from app.inventory.holds import HoldRequest
 from app.inventory.properties import Property
-from app.inventory.quote import QuoteOption
-from app.inventory.stay import MAX_STAY_NIGHTS, Stay
+from app.inventory.quote import Offer
+from app.inventory.stay import MAX_GUESTS, MAX_STAY_NIGHTS, Stay
 from app.messaging.inbound import Reading
 
 # Hold cancellations a guest's own message causes (and answers).
@@ -62,10 +69,28 @@ def _merge_stay(stay: dict[str, Any], understood: Understood) -> bool:
     if "checkin" in stay and "checkout" not in stay and "nights" in stay:
         checkin = dt.date.fromisoformat(stay["checkin"])
         stay["checkout"] = (checkin + dt.timedelta(days=stay.pop("nights"))).isoformat()
-    if understood.guests is not None:
-        stay["guests"] = understood.guests
-        changed = True
-    return changed
+    return _merge_party(stay, understood) or changed
+
+
+def _merge_party(stay: dict[str, Any], understood: Understood) -> bool:
+    """The party the message names replaces the one before; True when it named one."""
+    if understood.guests is None:
+        return False
+    stay["guests"] = understood.guests
+    stay["adults"] = understood.adults
+    ages = understood.children_ages
+    stay["children_ages"] = list(ages) if ages is not None else None
+    return True
+
+
+def _picked(understood: Understood, choices: list[list[str | None]]) -> int | None:
+    """Which offered reading the guest's answer takes (0-based), if it takes one."""
+    if understood.checkin is not None or understood.question is not None:
+        return None  # new dates: the guest's own, not a pick
+    pick = understood.number or understood.option
+    if pick is None and understood.intent == "confirm" and len(choices) == 1:
+        pick = 1
+    return pick - 1 if pick is not None and 1 <= pick <= len(choices) else None
 
 
 async def respond(
@@ -107,11 +132,32 @@ async def respond(
         return await _cancel(services, turn)
 
     stay = _stay_fields(context)
+    choices = context.pop("choices", None)
+    if choices:
+        picked = _picked(understood, choices)
+        if picked is not None:
+            checkin, checkout = choices[picked]
+            stay.pop("nights", None)
+            stay.pop("checkout", None)
+            stay["checkin"] = checkin
+            if checkout is not None:
+                stay["checkout"] = checkout
+            _merge_party(stay, understood)
+            context["stay"] = stay
+            return await _next_step(services, prop, turn, today)
+    if understood.question is not None or understood.holiday is not None:
+        _merge_party(stay, understood)
+        context["stay"] = stay
+        return _ask(turn, understood, today)
     option = understood.option
     if understood.number is not None:
-        # A bare number answers the last question: which option, or how many guests.
+        # A bare number answers the last question: which option, how many adults with the
+        # children, or how many guests.
         if conv.state == "quoted" and options:
             option = understood.number
+        elif "checkin" in stay and stay.get("children_ages") and stay.get("adults") is None:
+            stay["adults"] = understood.number
+            stay["guests"] = understood.number + len(stay["children_ages"])
         elif "checkin" in stay and "guests" not in stay:
             stay["guests"] = understood.number
     changed = _merge_stay(stay, understood) or stay != _stay_fields(context)
@@ -137,6 +183,56 @@ async def respond(
             context.pop("misunderstood")
             return _hand_off(conv, turn, "not_understood")
     return turn.say("help")
+
+
+def _ask(turn: Turn, understood: Understood, today: dt.date) -> Turn:
+    """One short question about the dates, offering the readings that can be booked; or a
+    holiday's suggested stay to confirm."""
+    lang = turn.language
+    turn.state = "collecting"
+    if understood.holiday is not None:
+        h = understood.holiday
+        turn.context["choices"] = [[h.checkin.isoformat(), h.checkout.isoformat()]]
+        return turn.say(
+            "holiday_offer",
+            holiday=replies.HOLIDAYS[h.name][replies.reply_language(lang)],
+            checkin=replies.day(h.checkin, lang),
+            checkout=replies.day(h.checkout, lang),
+            nights=(h.checkout - h.checkin).days,
+        )
+    assert understood.question is not None
+    bookable = [c for c in understood.choices if _bookable(c, today)]
+    turn.say(f"ask_{understood.question}")
+    if bookable:
+        turn.context["choices"] = [[ci.isoformat(), co and co.isoformat()] for ci, co in bookable]
+    if len(bookable) == 1:
+        turn.replies[-1] += replies.render("choose_one", lang, choice=_span(bookable[0], lang))
+    elif bookable:
+        lines = "\n".join(f"{n}. {_span(c, lang)}" for n, c in enumerate(bookable, start=1))
+        turn.replies[-1] += replies.render("choose_among", lang, choices=lines)
+    else:
+        turn.replies[-1] += replies.render("send_dates", lang)
+    return turn
+
+
+def _bookable(choice: Choice, today: dt.date) -> bool:
+    checkin, checkout = choice
+    return checkin >= today and (
+        checkout is None or 0 < (checkout - checkin).days <= MAX_STAY_NIGHTS
+    )
+
+
+def _span(choice: Choice, lang: str) -> str:
+    checkin, checkout = choice
+    if checkout is None:
+        return replies.render("span_open", lang, checkin=replies.day(checkin, lang))
+    return replies.render(
+        "span", lang, checkin=replies.day(checkin, lang), checkout=replies.day(checkout, lang)
+    )
+
+
+def _party(stay: dict[str, Any], lang: str) -> str:
+    return replies.party(int(stay["guests"]), stay.get("adults"), stay.get("children_ages"), lang)
 
 
 def _hand_off(conv: Conversation, turn: Turn, reason: str) -> Turn:
@@ -192,6 +288,8 @@ async def _next_step(services: Services, prop: Property, turn: Turn, today: dt.d
         return turn.say(
             "ask_guests", checkin=replies.day(checkin, lang), checkout=replies.day(checkout, lang)
         )
+    if stay.get("children_ages") and stay.get("adults") is None:
+        return turn.say("ask_adults")
     problem = _date_problem(checkin, checkout, today)
     if problem is not None:
         del stay["checkin"], stay["checkout"]
@@ -206,7 +304,7 @@ async def _next_step(services: Services, prop: Property, turn: Turn, today: dt.d
         return await _too_many(services, prop, turn)
     if found:
         return _quoted(prop, turn, wanted, found)
-    shown = {"guests": wanted.guests, "checkin": replies.day(checkin, lang)}
+    shown = {"party": _party(stay, lang), "checkin": replies.day(checkin, lang)}
     turn.say("unavailable", **shown, checkout=replies.day(checkout, lang))
     if alternatives:
         lines = "\n".join(
@@ -231,15 +329,21 @@ def _date_problem(checkin: dt.date, checkout: dt.date, today: dt.date) -> str | 
 
 
 async def _too_many(services: Services, prop: Property, turn: Turn) -> Turn:
-    most = await actions.largest_room(services, prop)
-    turn.context["stay"].pop("guests", None)
+    """A party the whole inn cannot host (several rooms counted)."""
+    most = min(await actions.inn_capacity(services, prop), MAX_GUESTS)
+    for field in ("guests", "adults", "children_ages"):
+        turn.context["stay"].pop(field, None)
     return turn.say("too_many_guests", most=most)
 
 
-def _quoted(prop: Property, turn: Turn, stay: Stay, found: list[QuoteOption]) -> Turn:
+def _quoted(prop: Property, turn: Turn, stay: Stay, found: list[Offer]) -> Turn:
     lang = turn.language
     turn.context["options"] = [
-        {"room_type_id": o.room_type_id, "name": o.name, "total_cents": o.total_cents}
+        {
+            "rooms": [[option.room_type_id, units] for option, units in o.rooms],
+            "name": o.name,
+            "total_cents": o.total_cents,
+        }
         for o in found
     ]
     lines = "\n".join(
@@ -256,7 +360,7 @@ def _quoted(prop: Property, turn: Turn, stay: Stay, found: list[QuoteOption]) ->
     turn.state = "quoted"
     return turn.say(
         "quote",
-        guests=stay.guests,
+        party=_party(turn.context["stay"], lang),
         checkin=replies.day(stay.checkin, lang),
         checkout=replies.day(stay.checkout, lang),
         nights=stay.nights,
@@ -287,7 +391,7 @@ async def _book(
     request = HoldRequest(
         property_id=prop.id,
         stay=stay,
-        rooms=((int(option["room_type_id"]), 1),),
+        rooms=_rooms(option),
         idempotency_key=f"whatsapp:{message_id}",
         conversation_id=conv.id,
     )
@@ -315,6 +419,14 @@ async def _book(
         deadline=replies.moment(deadline, lang),
         url=booking.checkout.url,
     )
+
+
+def _rooms(option: dict[str, Any]) -> tuple[tuple[int, int], ...]:
+    """The rooms an option shown holds; one room for options shown before parties could
+    take several."""
+    if "rooms" not in option:
+        return ((int(option["room_type_id"]), 1),)
+    return tuple((int(room_type_id), int(units)) for room_type_id, units in option["rooms"])
 
 
 async def notify(

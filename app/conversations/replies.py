@@ -35,12 +35,76 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "es": "Del {checkin} al {checkout}. ¿Cuántas personas?",
         "en": "From {checkin} to {checkout}. How many guests?",
     },
+    "ask_adults": {
+        "pt": "E quantos adultos?",
+        "es": "¿Y cuántos adultos?",
+        "en": "And how many adults?",
+    },
+    # A question about the dates: its reason, then the readings offered (or a request).
+    "ask_ambiguous_dates": {
+        "pt": "Para eu não errar as datas:",
+        "es": "Para no equivocarme con las fechas:",
+        "en": "So I get the dates right:",
+    },
+    "ask_past_dates": {
+        "pt": "Essas datas já passaram.",
+        "es": "Esas fechas ya pasaron.",
+        "en": "Those dates have passed.",
+    },
+    "ask_checkout_before_checkin": {
+        "pt": "A saída ficou antes da entrada.",
+        "es": "La salida quedó antes de la llegada.",
+        "en": "The check-out came before the check-in.",
+    },
+    "ask_no_such_date": {
+        "pt": "Essa data não existe no calendário.",
+        "es": "Esa fecha no existe en el calendario.",
+        "en": "That date is not on the calendar.",
+    },
+    "ask_weekday_mismatch": {
+        "pt": "O dia da semana não bate com a data.",
+        "es": "El día de la semana no coincide con la fecha.",
+        "en": "The weekday does not match the date.",
+    },
+    "choose_one": {
+        "pt": " Você quis dizer {choice}? Responda sim, ou mande as datas certas.",
+        "es": " ¿Quiso decir {choice}? Responda sí, o envíe las fechas correctas.",
+        "en": " Did you mean {choice}? Reply yes, or send the right dates.",
+    },
+    "choose_among": {
+        "pt": " Você quis dizer:\n{choices}\nResponda com o número, ou mande as datas certas.",
+        "es": " ¿Quiso decir:\n{choices}\nResponda con el número, o envíe las fechas correctas.",
+        "en": " Did you mean:\n{choices}\nReply with the number, or send the right dates.",
+    },
+    "send_dates": {
+        "pt": " Pode mandar as datas de entrada e saída? Ex.: de 10/12 a 12/12.",
+        "es": " ¿Puede enviar las fechas de llegada y salida? Ej.: del 10/12 al 12/12.",
+        "en": " Could you send the check-in and check-out dates? E.g. December 10 to 12.",
+    },
+    "span": {
+        "pt": "de {checkin} a {checkout}",
+        "es": "del {checkin} al {checkout}",
+        "en": "{checkin} to {checkout}",
+    },
+    "span_open": {
+        "pt": "entrada em {checkin}",
+        "es": "llegada el {checkin}",
+        "en": "check-in {checkin}",
+    },
+    "holiday_offer": {
+        "pt": "Para {holiday}, sugiro de {checkin} a {checkout} ({nights:night}). Quer essas "
+        "datas? Responda sim, ou mande as suas.",
+        "es": "Para {holiday}, le sugiero del {checkin} al {checkout} ({nights:night}). ¿Le "
+        "sirven esas fechas? Responda sí, o envíe las suyas.",
+        "en": "For {holiday}, I'd suggest {checkin} to {checkout} ({nights:night}). Do those "
+        "dates work? Reply yes, or send your own.",
+    },
     "quote": {
-        "pt": "Para {guests:person}, de {checkin} a {checkout} ({nights:night}):\n"
+        "pt": "Para {party}, de {checkin} a {checkout} ({nights:night}):\n"
         "{options}\nResponda com o número ou o nome do quarto para reservar.",
-        "es": "Para {guests:person}, del {checkin} al {checkout} ({nights:night}):\n"
+        "es": "Para {party}, del {checkin} al {checkout} ({nights:night}):\n"
         "{options}\nResponda con el número o el nombre de la habitación para reservar.",
-        "en": "For {guests:person}, {checkin} to {checkout} ({nights:night}):\n"
+        "en": "For {party}, {checkin} to {checkout} ({nights:night}):\n"
         "{options}\nReply with the number or the room's name to book.",
     },
     "quote_line": {
@@ -49,9 +113,9 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "en": "{n}. {room}: {nightly} per night, {total} in total",
     },
     "unavailable": {
-        "pt": "Não temos quartos livres para {guests:person} de {checkin} a {checkout}.",
-        "es": "No tenemos habitaciones libres para {guests:person} del {checkin} al {checkout}.",
-        "en": "We have no rooms for {guests:person} from {checkin} to {checkout}.",
+        "pt": "Não temos quartos livres para {party} de {checkin} a {checkout}.",
+        "es": "No tenemos habitaciones libres para {party} del {checkin} al {checkout}.",
+        "en": "We have no rooms for {party} from {checkin} to {checkout}.",
     },
     "alternatives": {
         "pt": " Datas próximas com vaga:\n{dates}\nQuer alguma delas? Mande as datas.",
@@ -64,10 +128,12 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "en": " Would you like to try other dates?",
     },
     "too_many_guests": {
-        "pt": "Nossos quartos recebem até {most:person}. Para grupos maiores, fale com a pousada.",
-        "es": "Nuestras habitaciones reciben hasta {most:person}. Para grupos más grandes, "
-        "hable con la posada.",
-        "en": "Our rooms host up to {most:person}. For larger groups, please contact the inn.",
+        "pt": "A pousada recebe até {most:person} ao todo. Para grupos maiores, fale com a "
+        "pousada.",
+        "es": "La posada recibe hasta {most:person} en total. Para grupos más grandes, hable "
+        "con la posada.",
+        "en": "The inn hosts up to {most:person} in all. For larger groups, please contact the "
+        "inn.",
     },
     "bad_dates": {
         "pt": "Não consegui usar essas datas ({problem}). Pode mandar de novo? Ex.: de 10/12 "
@@ -196,12 +262,54 @@ NOUNS: dict[str, dict[str, tuple[str, str]]] = {
         "en": ("guest", "guests"),
     },
     "night": {"pt": ("noite", "noites"), "es": ("noche", "noches"), "en": ("night", "nights")},
+    "adult": {"pt": ("adulto", "adultos"), "es": ("adulto", "adultos"), "en": ("adult", "adults")},
+    "child": {
+        "pt": ("criança", "crianças"),
+        "es": ("niño", "niños"),
+        "en": ("child", "children"),
+    },
+}
+# How a holiday is named in a reply.
+HOLIDAYS: dict[str, dict[str, str]] = {
+    "reveillon": {"pt": "o Réveillon", "es": "Año Nuevo", "en": "New Year's Eve"},
+    "carnaval": {"pt": "o Carnaval", "es": "Carnaval", "en": "Carnival"},
+    "semana santa": {"pt": "a Semana Santa", "es": "Semana Santa", "en": "Easter"},
+    "tiradentes": {
+        "pt": "o feriado de Tiradentes",
+        "es": "el feriado de Tiradentes",
+        "en": "the Tiradentes holiday",
+    },
+    "corpus christi": {"pt": "Corpus Christi", "es": "Corpus Christi", "en": "Corpus Christi"},
+    "independencia": {
+        "pt": "o 7 de Setembro",
+        "es": "el 7 de septiembre",
+        "en": "Independence Day (September 7)",
+    },
+    "aparecida": {
+        "pt": "o 12 de Outubro",
+        "es": "el 12 de octubre",
+        "en": "the October 12 holiday",
+    },
+    "finados": {"pt": "Finados", "es": "el Día de los Difuntos", "en": "All Souls' Day"},
+    "proclamacao": {
+        "pt": "o 15 de Novembro",
+        "es": "el 15 de noviembre",
+        "en": "the November 15 holiday",
+    },
+    "natal": {"pt": "o Natal", "es": "Navidad", "en": "Christmas"},
+}
+_AND = {"pt": " e ", "es": " y ", "en": " and "}
+# Children's ages in a reply: (one year, several years, under one).
+_AGES = {
+    "pt": ("{} ano", "{} anos", "bebê"),
+    "es": ("{} año", "{} años", "bebé"),
+    "en": ("age {}", "ages {}", "baby"),
 }
 
 
 def count(n: int, noun: str, language: str) -> str:
     """``n`` with ``noun`` in the right number: "1 noite", "3 noites", "2 nights"."""
-    singular, plural = NOUNS[noun][language if language in LANGUAGES else DEFAULT_LANGUAGE]
+    singular, plural = NOUNS[noun][reply_language(language)]
     return f"{n} {singular if n == 1 else plural}"
 
 
@@ -223,8 +331,41 @@ def fill(template: str, language: str, **fields: object) -> str:
 
 
 def render(key: str, language: str, **fields: object) -> str:
-    lang = language if language in LANGUAGES else DEFAULT_LANGUAGE
+    lang = reply_language(language)
     return fill(TEMPLATES[key][lang], lang, **fields)
+
+
+def reply_language(language: str) -> str:
+    """The language a reply is written in: the guest's, when we write it."""
+    return language if language in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def joined(items: list[str], language: str) -> str:
+    """ "a, b e c" in the language."""
+    if len(items) < 2:
+        return "".join(items)
+    return ", ".join(items[:-1]) + _AND[reply_language(language)] + items[-1]
+
+
+def party(
+    guests: int, adults: int | None, children_ages: list[int | None] | None, language: str
+) -> str:
+    """Who the stay is for, as understood: "2 adultos e 2 crianças (5 e 8 anos)", or
+    "3 pessoas" when the guest gave only a count."""
+    lang = reply_language(language)
+    if adults is None or not children_ages:
+        return count(guests, "person", lang)
+    said = count(adults, "adult", lang) + _AND[lang] + count(len(children_ages), "child", lang)
+    known = [age for age in children_ages if age is not None]
+    if not known:
+        return said
+    one, several, baby = _AGES[lang]
+    years = [str(age) for age in known if age > 0]
+    singular = len(years) == 1 if lang == "en" else years == ["1"]  # "age 7", "1 ano"
+    parts = [baby] * (len(known) - len(years))
+    if years:
+        parts.append((one if singular else several).format(joined(years, lang)))
+    return f"{said} ({joined(parts, lang)})"
 
 
 def money(cents: int, currency: str, language: str) -> str:

@@ -23,7 +23,9 @@ Dates are read as a receptionist would (today is the inn's):
 Ask, don't guess: when the dates have two readings (an English 03/04, "15 ou 16"), are in
 the past, end before they start, do not exist (31/04), contradict their weekday ("sexta dia
 20" on a Saturday) or their nights, or are a window ("entre 10 e 20 de abril, umas 3
-noites"), ``question`` names the doubt and no dates are read.
+noites"), ``question`` names the doubt and no dates are read; ``choices`` holds the readings
+worth offering ("15 ou 16": both; an English 05/04: day first and month first; a passed
+year: the same dates a year on; "sexta dia 18" on a Thursday: the 18th or Friday the 19th).
 
 The party: adults and children's ages apart ("2 adultos e 2 crianças de 5 e 8", "casal com
 2 filhos", "eu, minha esposa e nossa filha de 6", "somos 5 pessoas, sendo 2 crianças de 4
@@ -40,7 +42,7 @@ import datetime as dt
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from app.conversations.holidays import HOLIDAY_NAMES, Holiday, holiday_stay
@@ -51,6 +53,8 @@ MAX_CHARS = 1000  # a booking question is short; the rest of a long text is not 
 Question = Literal[
     "ambiguous_dates", "past_dates", "checkout_before_checkin", "no_such_date", "weekday_mismatch"
 ]
+# A reading a question offers the guest: check-in, and check-out when the message gave one.
+Choice = tuple[dt.date, dt.date | None]
 
 _WORD_NUMBERS = {
     **dict.fromkeys(("um", "uma", "uno", "una", "un", "one", "a", "an"), 1),
@@ -143,7 +147,9 @@ _NIGHTS = re.compile(
 )
 _ONE_NIGHT = re.compile(r"\b(?:(?:uma|una|one|a)\s+(?:noite|noche|night)|pernoite)\b")
 # Doubts that no reading settles: alternatives ("15 ou 16"), or a window to choose in.
-_ALTERNATIVES = re.compile(r"\b\d{1,2}\s+(?:ou|or|o)\s+\d{1,2}\b")
+_ALTERNATIVES = re.compile(
+    r"\b(\d{1,2})(?:st|nd|rd|th)?\s+(?:ou|or|o)\s+(?:the\s+)?(\d{1,2})(?:st|nd|rd|th)?\b"
+)
 _WINDOW = re.compile(
     rf"\b(?:entre|between)\s+(?:o\s+|el\s+|the\s+)?(?:dia\s+)?\d{{1,2}}{_ORD}\s+(?:e|y|and)\s+\d"
 )
@@ -355,6 +361,7 @@ class Understood:
     number: int | None  # the message is a bare number
     holiday: Holiday | None = None  # a stay named by a holiday: to propose, not assume
     question: Question | None = None  # why the dates need asking rather than reading
+    choices: tuple[Choice, ...] = ()  # the readings to offer with the question, if any
 
     @property
     def guests(self) -> int | None:
@@ -564,6 +571,7 @@ class _Stay:
     checkout: dt.date | None
     nights: int | None
     question: Question | None = None
+    choices: tuple[Choice, ...] = ()  # the readings a question offers
 
 
 def _context_month(text: str, mentions: list[_Mention], today: dt.date) -> int | None:
@@ -590,18 +598,42 @@ def _nights(text: str) -> tuple[int | None, str]:
 
 def _stay(text: str, language: str, today: dt.date) -> _Stay:
     nights, text = _nights(text)
+    alternatives = _ALTERNATIVES.search(text)
+    if alternatives:  # "15 ou 16 de abril": each alternative is a reading to offer
+        readings = [
+            _stay(text[: alternatives.start()] + day + text[alternatives.end() :], language, today)
+            for day in alternatives.groups()
+        ]
+        return _asked("ambiguous_dates", readings)
     mentions = _mentions(text, language, today)
     if not mentions:
         if _WEEKEND.search(text):  # the coming Friday (today, on a Friday) to Sunday
             friday = today + dt.timedelta(days=(4 - today.weekday()) % 7)
             return _Stay(friday, friday + dt.timedelta(days=2), None)
         return _Stay(None, None, nights)
-    if any(m.ambiguous for m in mentions) or _ALTERNATIVES.search(text):
-        return _Stay(None, None, None, "ambiguous_dates")
     if _WINDOW.search(text) and nights is not None:
         return _Stay(None, None, None, "ambiguous_dates")  # "entre 10 e 20, umas 3 noites"
-    first = mentions[0]
-    second = mentions[1] if len(mentions) > 1 else None
+    if any(m.ambiguous for m in mentions):  # an English 03/04: day first, or month first
+        month_first = [replace(m, day=m.month, month=m.day) if m.ambiguous else m for m in mentions]
+        readings = [_resolve(text, ms, nights, today) for ms in (mentions, month_first)]
+        return _asked("ambiguous_dates", readings)
+    return _resolve(text, mentions, nights, today)
+
+
+def _asked(question: Question, readings: list[_Stay]) -> _Stay:
+    """A question offering the readings that hold up on their own."""
+    choices = [
+        (r.checkin, r.checkout)
+        for r in readings
+        if r.checkin and r.question is None and (r.checkout is None or r.checkout > r.checkin)
+    ]
+    return _Stay(None, None, None, question, tuple(dict.fromkeys(choices)))
+
+
+def _resolve(text: str, mentions: list[_Mention], nights: int | None, today: dt.date) -> _Stay:
+    """The stay the mentions name, or the question they raise."""
+    first = replace(mentions[0])
+    second = replace(mentions[1]) if len(mentions) > 1 else None
     if second is not None and second.month is not None and first.month is None and first.day:
         first.month, first.year = second.month, first.year or second.year  # "de 10 a 12 de maio"
     month = _context_month(text, mentions, today)
@@ -611,18 +643,41 @@ def _stay(text: str, language: str, today: dt.date) -> _Stay:
         checkout = _checkout(second, checkin) if second is not None else None
     except _NoSuchDate:
         return _Stay(None, None, None, "no_such_date")
+    if checkout is None and nights is not None:
+        checkout, nights = checkin + dt.timedelta(days=nights), None
     for m, date in ((first, checkin), (second, checkout)):
         if m and date and m.weekday is not None and m.day and date.weekday() != m.weekday:
-            return _Stay(None, None, None, "weekday_mismatch")
-    if checkin < today:
-        return _Stay(None, None, None, "past_dates")
+            # "sexta dia 18" on a Thursday: the day as numbered, or the weekday nearest it
+            weekday = date + dt.timedelta(days=(m.weekday - date.weekday() + 3) % 7 - 3)
+            if m is first:  # the stay moves: to the check-out's weekday, or its length kept
+                readings = [_moved(d, checkin, checkout, second) for d in (date, weekday)]
+            else:
+                readings = [_Stay(checkin, d, None) for d in (date, weekday)]
+            valid = [r for r in readings if r.checkin and r.checkin >= today]
+            return _asked("weekday_mismatch", valid)
+    if checkin < today:  # a year that has passed: the same dates a year on, perhaps
+        later = _Stay(_year_on(checkin), _year_on(checkout) if checkout else None, None)
+        return _asked("past_dates", [later] if later.checkin and later.checkin >= today else [])
     if checkout is not None and checkout <= checkin:
         return _Stay(None, None, None, "checkout_before_checkin")
     if checkout is not None and nights is not None and (checkout - checkin).days != nights:
         return _Stay(None, None, None, "ambiguous_dates")  # "3 noites, de 10 a 12 de maio"
-    if checkout is None and nights is not None:
-        checkout, nights = checkin + dt.timedelta(days=nights), None
     return _Stay(checkin, checkout, nights)
+
+
+def _moved(
+    day: dt.date, checkin: dt.date, checkout: dt.date | None, second: _Mention | None
+) -> _Stay:
+    if second is not None and second.day is None:  # "até domingo": that weekday after it
+        return _Stay(day, _checkout(second, day), None)
+    return _Stay(day, day + (checkout - checkin) if checkout else None, None)
+
+
+def _year_on(date: dt.date) -> dt.date | None:
+    try:
+        return date.replace(year=date.year + 1)
+    except ValueError:  # 29 February
+        return None
 
 
 # ---- the party -----------------------------------------------------------------------------
@@ -800,4 +855,5 @@ def understand(text: str, today: dt.date, room_names: Sequence[str] = ()) -> Und
         number=number,
         holiday=holiday,
         question=stay.question,
+        choices=stay.choices,
     )

@@ -57,9 +57,15 @@ FROM messages m JOIN conversations c ON c.id = m.conversation_id
 WHERE c.contact_hash = $1
 ORDER BY m.seq
 
--- max_occupancy --
--- The most guests any room type of the inn hosts.
-SELECT max(max_occupancy) FROM room_types WHERE property_id = $1
+-- inn_capacity --
+-- The most guests the inn hosts at once: each room type's occupancy times its rooms (the
+-- most it has on any night from $2 on).
+SELECT sum(rt.max_occupancy * rooms.total)
+FROM room_types rt
+CROSS JOIN LATERAL (
+    SELECT max(a.inv_total) AS total FROM ari_days a WHERE a.room_type_id = rt.id AND a.date >= $2
+) rooms
+WHERE rt.property_id = $1
 
 -- hold_stay --
 SELECT checkin, checkout, status FROM holds WHERE id = $1

@@ -17,7 +17,7 @@ SELECT * FROM convert_hold($1, $2, $3, $4, $5, $6, $7)
 -- quote_nights --
 -- Every night of the stay for each room type of the property, in lock order.
 SELECT rt.id AS room_type_id, rt.code, rt.name, rt.max_occupancy,
-       a.date, a.rate_cents, a.stop_sell,
+       a.date, a.rate_cents, a.stop_sell, a.inv_total,
        a.inv_total - a.inv_held - a.inv_booked - a.inv_blocked AS available
 FROM room_types rt
 JOIN ari_days a ON a.room_type_id = rt.id

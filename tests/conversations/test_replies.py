@@ -57,7 +57,27 @@ def test_counts_take_the_number_of_their_noun(n: int, noun: str, lang: str, expe
 
 def test_a_quote_for_one_night_and_one_guest_is_singular() -> None:
     """The quote says "1 pessoa … (1 noite)", not "1 pessoas" or "noite(s)"."""
+    party = replies.party(1, None, None, "pt")
     text = replies.render(
-        "quote", "pt", guests=1, checkin="01/02", checkout="02/02", nights=1, options="1. A"
+        "quote", "pt", party=party, checkin="01/02", checkout="02/02", nights=1, options="1. A"
     )
     assert text.startswith("Para 1 pessoa, de 01/02 a 02/02 (1 noite):"), text
+
+
+@pytest.mark.parametrize(
+    ("adults", "ages", "language", "expected"),
+    [
+        (2, [5, 8], "pt", "2 adultos e 2 crianças (5 e 8 anos)"),
+        (2, [5, 8], "es", "2 adultos y 2 niños (5 y 8 años)"),
+        (2, [5, 8], "en", "2 adults and 2 children (ages 5 and 8)"),
+        (1, [1], "pt", "1 adulto e 1 criança (1 ano)"),
+        (2, [0, 6], "en", "2 adults and 2 children (baby and age 6)"),
+        (2, [None], "es", "2 adultos y 1 niño"),
+        (3, None, "pt", "3 pessoas"),
+    ],
+)
+def test_a_party_is_restated_as_understood(
+    adults: int, ages: list[int | None] | None, language: str, expected: str
+) -> None:
+    guests = adults + len(ages or [])
+    assert replies.party(guests, adults, ages, language) == expected

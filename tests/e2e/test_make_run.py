@@ -205,3 +205,59 @@ def test_a_channel_booking_through_make_run(stack_env: dict[str, str], tmp_path:
         assert code == 0
         assert _cli(env, "dev", "channels", "sync")[0] == 0
         assert asyncio.run(eventually(lambda: blocks("released"), within=30)) == 1
+
+
+MONTHS = {
+    "pt": "janeiro fevereiro março abril maio junho julho agosto setembro outubro novembro "
+    "dezembro",
+    "es": "enero febrero marzo abril mayo junio julio agosto septiembre octubre noviembre "
+    "diciembre",
+}
+
+
+def test_a_question_about_the_dates_is_answered_and_booked_through_make_run(
+    stack_env: dict[str, str], tmp_path: Path
+) -> None:
+    """ "The 15th or the 16th": in pt, es and en the bot asks which, offering both; the
+    guest's pick completes the stay, the quote restates it with the party, and the booking
+    goes through to the payment's confirmation."""
+    today = dt.datetime.now(ZoneInfo("America/Sao_Paulo")).date()
+    month = (today + dt.timedelta(days=45)).replace(day=1)
+    names = {lang: words.split()[month.month - 1] for lang, words in MONTHS.items()}
+    guests = [  # (phone, first message, the pick, what the quote must start with)
+        (
+            "+5511977770001",
+            f"Oi! Chegamos dia 15 ou 16 de {names['pt']} e saimos dia 19, 2 adultos e 1 "
+            "criança de 5",
+            "2",
+            f"Para 2 adultos e 1 criança (5 anos), de {month:16/%m/%Y} a {month:19/%m/%Y} "
+            "(3 noites):",
+        ),
+        (
+            "+5491177770002",
+            f"Hola! llegamos el 15 o 16 de {names['es']} hasta el 19, somos 2",
+            "1",
+            f"Para 2 personas, del {month:15/%m/%Y} al {month:19/%m/%Y} (4 noches):",
+        ),
+        (
+            "+15557770003",
+            f"Hi! arriving the 15th or 16th of {month:%B}, leaving the 19th, 2 adults",
+            "the second",
+            f"For 2 guests, {month:%B} 16, {month.year} to {month:%B} 19, {month.year} (3 nights):",
+        ),
+    ]
+    with dev_up(stack_env, tmp_path / "stack.log"):
+        for phone, first, pick, quoted in guests:
+            assert _cli(stack_env, "dev", "whatsapp", "--from", phone, first)[0] == 0
+            question = _transcript(stack_env, 1, phone)[1]
+            assert "\\n1. " in question and "\\n2. " in question, question
+            assert _cli(stack_env, "dev", "whatsapp", "--from", phone, pick)[0] == 0
+            quote = _transcript(stack_env, 2, phone)[3]
+            assert quote.split(" out ", 1)[1].startswith(quoted), quote
+            assert _cli(stack_env, "dev", "whatsapp", "--from", phone, "1")[0] == 0
+            session = re.search(r"cs_\w+", _transcript(stack_env, 3, phone)[5])
+            assert session is not None
+            code, out = _cli(stack_env, "dev", "pay", session.group(0))
+            assert code == 0 and orjson.loads(out[-1])["webhook_status"] == 200
+            lines = _transcript(stack_env, 4, phone)
+            assert orjson.loads(lines[-1]) == {"messages": 7, "inbound": 3, "outbound": 4}

@@ -9,7 +9,7 @@ import pytest
 from app.errors import BadRequest, NotFound
 from app.inventory.properties import get_property
 from app.inventory.property_file import OverrideSpec
-from app.inventory.quote import quote
+from app.inventory.quote import offers, quote
 from app.inventory.stay import Stay
 from tests.inventory.conftest import START, make_calendar
 
@@ -60,3 +60,26 @@ async def test_quote_validates_occupancy_dates_and_property(conn) -> None:  # ty
     assert await quote(conn, cal.property, far, today=START) == []
     with pytest.raises(NotFound):
         await get_property(conn, "nope")
+
+
+async def test_offers_host_a_party_in_one_room_or_several(conn) -> None:  # type: ignore[no-untyped-def]
+    """One free room big enough: single-room offers only. A party no free room hosts alone:
+    the fewest rooms first, then the cheapest (rooms of one type, or the largest topped up).
+    More guests than every room together: a clear error naming the inn's capacity."""
+    cal = await make_calendar(conn, [("std", 2, 3, 30000), ("fam", 4, 1, 50000)], days=10)
+    stay = Stay(START, START + dt.timedelta(days=2), 4)
+    found = await offers(conn, cal.property, stay, today=START)
+    assert [(o.name, o.total_cents) for o in found] == [("Fam", 100000)]
+
+    six = await offers(conn, cal.property, Stay(stay.checkin, stay.checkout, 6), today=START)
+    assert [(o.name, o.units, o.total_cents) for o in six] == [
+        ("Fam + Std", 2, 160000),
+        ("3x Std", 3, 180000),
+    ]
+    await conn.execute(
+        "UPDATE ari_days SET inv_booked = 1 WHERE room_type_id = $1", cal.room_type_ids["fam"]
+    )  # the family room is taken: four guests need two standard rooms
+    assert [o.name for o in await offers(conn, cal.property, stay, today=START)] == ["2x Std"]
+    with pytest.raises(BadRequest, match="at most 10 guests"):
+        await offers(conn, cal.property, Stay(stay.checkin, stay.checkout, 11), today=START)
+    await conn.execute("UPDATE ari_days SET inv_booked = 0")
