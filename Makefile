@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 export PUBLIC_PORT WORKER_PORT
 
 .PHONY: install postgres-binaries run test lint format migrate schema bench-holds bench-ingress \
-	bench-send-crash bench-channels bench-understanding
+	bench-send-crash bench-channels bench-understanding bench-quote
 
 install: $(VENV)/.installed
 
@@ -82,3 +82,7 @@ bench-channels: install postgres-binaries
 # dates accepted without a question, and latency per message (a few seconds).
 bench-understanding: install
 	$(PY) -m bench.understanding
+
+# Quote latency against a plain SELECT of the same calendar rows (bench/quote.py).
+bench-quote: install postgres-binaries
+	$(PY) -m bench.quote
