@@ -24,6 +24,7 @@ from dotenv import load_dotenv
 
 from app import db
 from app.errors import AppError, BadRequest
+from app.inventory.property_file import WEEKDAYS
 from app.local import beside_make_run, local_environment
 from app.logging import configure_logging, correlation_id
 from app.settings import ConfigError, Settings, load_settings
@@ -88,13 +89,15 @@ async def _property_import(
         raise BadRequest(f"{args.file} is not valid JSON: {exc}") from None
     pii = pii_keys(settings) if settings.pii_key and settings.contact_hash_key else None
     secret = settings.ical_secret.reveal() if settings.ical_secret else None
-    result = await import_property(conn, parse_property(data), pii=pii, ical_secret=secret)
+    result = await import_property(
+        conn, parse_property(data), pii=pii, ical_secret=secret, reset_manual=args.reset_manual
+    )
     emit(vars(result))
     return 0
 
 
 async def _ari_set(conn: asyncpg.Connection, settings: Settings, args: argparse.Namespace) -> int:
-    from app.inventory.setup import set_ari
+    from app.inventory.setup import AriChange, set_ari
 
     changed = await set_ari(
         conn,
@@ -102,9 +105,17 @@ async def _ari_set(conn: asyncpg.Connection, settings: Settings, args: argparse.
         room_type_code=args.room_type,
         start=args.start,
         end=args.end,
-        total=args.total,
-        rate_cents=args.rate_cents,
-        stop_sell=args.stop_sell,
+        change=AriChange(
+            inv_total=args.total,
+            rate_cents=args.rate_cents,
+            extra_adult_cents=args.extra_adult_cents,
+            min_stay=args.min_stay,
+            max_stay=args.max_stay,
+            closed_to_arrival=args.closed_to_arrival,
+            closed_to_departure=args.closed_to_departure,
+            stop_sell=args.stop_sell,
+        ),
+        weekdays=frozenset(WEEKDAYS.index(day) for day in args.weekdays) if args.weekdays else None,
     )
     emit({"nights_changed": changed})
     return 0
@@ -242,6 +253,21 @@ def _date(value: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{value!r} is not a YYYY-MM-DD date") from None
 
 
+def _ages(value: str) -> list[int]:
+    try:
+        return [int(age) for age in value.split(",") if age.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not ages like 5,8") from None
+
+
+def _weekdays(value: str) -> list[str]:
+    days = [day.strip().lower() for day in value.split(",") if day.strip()]
+    unknown = [day for day in days if day not in WEEKDAYS]
+    if unknown or not days:
+        raise argparse.ArgumentTypeError(f"{value!r} is not weekdays like fri,sat")
+    return days
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hotelly", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -258,12 +284,18 @@ def _parser() -> argparse.ArgumentParser:
     prop = commands.add_parser("property", help="property setup").add_subparsers(
         dest="sub", required=True
     )
-    command(
+    imported = command(
         prop,
         "import",
         "create or update a property from a JSON file",
         run=_with_connection(_property_import),
-    ).add_argument("file")
+    )
+    imported.add_argument("file")
+    imported.add_argument(
+        "--reset-manual",
+        action="store_true",
+        help="also replace the values set by hand (ari set) with the file's",
+    )
 
     ari = commands.add_parser("ari", help="availability, rates and restrictions").add_subparsers(
         dest="sub", required=True
@@ -277,7 +309,12 @@ def _parser() -> argparse.ArgumentParser:
     ari_set.add_argument("--to", dest="end", type=_date, required=True)
     ari_set.add_argument("--total", type=int)
     ari_set.add_argument("--rate-cents", type=int)
-    ari_set.add_argument("--stop-sell", action=argparse.BooleanOptionalAction, default=None)
+    ari_set.add_argument("--extra-adult-cents", type=int)
+    ari_set.add_argument("--min-stay", type=int, help="nights; 0 clears the rule")
+    ari_set.add_argument("--max-stay", type=int, help="nights; 0 clears the rule")
+    for flag in ("--closed-to-arrival", "--closed-to-departure", "--stop-sell"):
+        ari_set.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+    ari_set.add_argument("--weekdays", type=_weekdays, help="only these days of the range: fri,sat")
 
     ops = commands.add_parser("ops", help="runbook checks and repairs").add_subparsers(
         dest="sub", required=True
@@ -362,7 +399,11 @@ def _parser() -> argparse.ArgumentParser:
     hold.add_argument("--room-type", required=True)
     hold.add_argument("--checkin", type=_date, required=True)
     hold.add_argument("--checkout", type=_date, required=True)
-    hold.add_argument("--guests", type=int, default=2)
+    hold.add_argument("--guests", type=int, default=2, help="that many adults")
+    hold.add_argument("--adults", type=int, help="adults (instead of --guests)")
+    hold.add_argument(
+        "--children-ages", type=_ages, default=[], help="each child's age: 5,8", metavar="AGES"
+    )
     hold.add_argument("--idempotency-key")
     pay = command(
         dev, "pay", "pay a hold in the fake Stripe and deliver Stripe's event", run=_dev(dev_pay)
@@ -439,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(settings, args))
     except AppError as exc:
-        emit({"error": exc.code, "message": str(exc)})
+        emit({"error": exc.code, "message": str(exc), **exc.fields})
         return 1
     except db.UNREACHABLE:
         emit({"error": "database_unreachable", "message": "cannot connect to DATABASE_URL"})

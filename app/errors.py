@@ -8,6 +8,7 @@
     ├── NotFound                  404  no such thing
     ├── Conflict                  409  contradicts what we already have
     │   ├── NothingAvailable      409  the nights asked for cannot be sold
+    │   │   └── StayRuleBroken    409  a stay rule refuses the stay (code: the rule)
     │   └── IdempotencyConflict   409  same idempotency key, different request
     └── Unavailable               503  a dependency is down: retry later
         └── Busy                  503  a row lock was not granted in time
@@ -18,12 +19,20 @@ nothing else about the error (and never a stack trace) reaches a client.
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import ClassVar
+
 
 class AppError(Exception):
     """Unexpected error."""
 
     status = 500
     code = "internal_error"
+
+    @property
+    def fields(self) -> dict[str, str]:
+        """Facts a command prints beside the code and message."""
+        return {}
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or (self.__doc__ or "").strip())
@@ -75,6 +84,29 @@ class NothingAvailable(Conflict):
     """Nothing is available for those dates."""
 
     code = "unavailable"
+
+
+class StayRuleBroken(NothingAvailable):
+    """The stay breaks one of the calendar's stay rules."""
+
+    _SAYS: ClassVar[dict[str, str]] = {
+        "min_stay": "stays arriving {on} are at least {bound} nights",
+        "max_stay": "stays arriving {on} are at most {bound} nights",
+        "closed_to_arrival": "no arrivals on {on}",
+        "closed_to_departure": "no departures on {on}",
+        "stop_sell": "{on} is closed to sale",
+    }
+
+    def __init__(self, rule: str, on: dt.date, bound: int | None = None) -> None:
+        super().__init__(f"{rule}: " + self._SAYS[rule].format(on=on.isoformat(), bound=bound))
+        self.code = rule
+        self.on = on
+        self.bound = bound
+
+    @property
+    def fields(self) -> dict[str, str]:
+        shown = {"date": self.on.isoformat()}
+        return shown if self.bound is None else {**shown, "nights": str(self.bound)}
 
 
 class IdempotencyConflict(Conflict):

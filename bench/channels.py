@@ -35,10 +35,10 @@ from zoneinfo import ZoneInfo
 from app import db
 from app.channels.tokens import export_token
 from app.dev.postgres import free_port, start_postgres
-from app.inventory.holds import HoldRequest, create_hold
+from app.inventory.holds import HoldRequest, Unit, create_hold
 from app.inventory.property_file import CalendarSpec, PropertySpec, RoomTypeSpec
 from app.inventory.setup import import_property
-from app.inventory.stay import Stay
+from app.inventory.stay import Party, Stay
 from app.migrate import migrate
 from app.pii import PiiKeys, pii_keys
 from app.settings import Secret, Settings
@@ -101,7 +101,7 @@ async def _mixed_calendar(url: str, today: dt.date) -> str:
         for n in range(240):
             first = today + dt.timedelta(days=rng.randrange(1, 360))
             stay = Stay(first, first + dt.timedelta(days=rng.randrange(1, 4)), 2)
-            request = HoldRequest(prop, stay, ((room, 1),), f"bench-{n}")
+            request = HoldRequest(prop, stay, (Unit(room, Party(2)),), f"bench-{n}")
             try:
                 hold = await create_hold(conn, request, ttl_seconds=86_400)
             except Exception:  # noqa: S112 (a full night: the next stay)

@@ -50,10 +50,10 @@ import uvloop
 
 from app.db import connect
 from app.dev.postgres import start_postgres
-from app.inventory.holds import HoldRequest, create_hold
+from app.inventory.holds import HoldRequest, Unit, create_hold
 from app.inventory.property_file import PropertySpec, RoomTypeSpec
 from app.inventory.setup import import_property
-from app.inventory.stay import Stay
+from app.inventory.stay import Party, Stay
 from app.migrate import migrate
 
 SEED = 20261123
@@ -140,7 +140,7 @@ def ours(scenario: Scenario) -> Attempt:
         request = HoldRequest(
             property_id=scenario.property_id,
             stay=Stay(pick.checkin, pick.checkout, GUESTS),
-            rooms=((pick.room_type_id, QUANTITY),),
+            units=(Unit(pick.room_type_id, Party(GUESTS)),),
             idempotency_key=uuid.uuid4().hex,
         )
         # Raises on anything but a new hold: a benchmark of failures measures nothing.
@@ -242,7 +242,7 @@ def _property(code: str, room_types: int, first_night: dt.date, days: int) -> Pr
         ),
         overrides=(),
         start=first_night,
-        end=first_night + dt.timedelta(days=days - 1),
+        end=first_night + dt.timedelta(days=days),  # and the last night's check-out morning
     )
 
 

@@ -1,9 +1,15 @@
 """Quote latency against its floor: ``make bench-quote``.
 
 What is measured: ``app.inventory.quote.quote`` exactly as the app calls it, for a
-2-adult stay of 1-7 nights at a random date of a 365-day calendar of 5 room types, one
-call after another on one connection (a guest waits for one quote, so latency is what
-matters, not throughput). The floor is a plain ``SELECT`` of the same ``ari_days`` rows
+stay of 1-7 nights at a random date of a 365-day calendar of 5 room types, one call
+after another on one connection (a guest waits for one quote, so latency is what
+matters, not throughput). Two scenarios:
+
+- **plain**: a 2-adult party, one rate per night;
+- **rules**: a party of 2 adults and 2 children (5 and 8) on a calendar with weekend
+  rates, an extra-adult price, children's bands and, every 30 days, a 5-day package
+  season (its own rates, a 4-night minimum stay, closed to arrival on its last day and
+  to departure on its first). The floor is a plain ``SELECT`` of the same ``ari_days`` rows
 (every room type's nights of the stay): the least any quote must read. ours/floor says
 what the quote adds (its query's joins and the Python that prices and filters) on this
 machine, rather than how fast the machine is.
@@ -35,10 +41,10 @@ import uvloop
 from app.db import connect
 from app.dev.postgres import start_postgres
 from app.inventory.properties import Property, get_property
-from app.inventory.property_file import PropertySpec, RoomTypeSpec
+from app.inventory.property_file import ChildRate, PropertySpec, RoomTypeSpec, SeasonSpec
 from app.inventory.quote import quote
 from app.inventory.setup import import_property
-from app.inventory.stay import Stay
+from app.inventory.stay import Party, Stay
 from app.migrate import migrate
 
 SEED = 20261202
@@ -63,11 +69,13 @@ class Scenario:
     name: str
     prop: Property
     first_night: dt.date
+    party: Party
 
     def stay(self, rng: random.Random) -> Stay:
         nights = rng.randint(1, MAX_NIGHTS)
-        checkin = self.first_night + dt.timedelta(days=rng.randint(0, DAYS - nights))
-        return Stay(checkin, checkin + dt.timedelta(days=nights), 2)
+        # The last calendar date is a check-out morning only.
+        checkin = self.first_night + dt.timedelta(days=rng.randint(0, DAYS - 1 - nights))
+        return Stay(checkin, checkin + dt.timedelta(days=nights), self.party.guests)
 
 
 Attempt = Callable[[asyncpg.Connection, Stay], Awaitable[object]]
@@ -75,7 +83,7 @@ Attempt = Callable[[asyncpg.Connection, Stay], Awaitable[object]]
 
 def ours(scenario: Scenario) -> Attempt:
     async def attempt(conn: asyncpg.Connection, stay: Stay) -> object:
-        return await quote(conn, scenario.prop, stay, today=scenario.first_night)
+        return await quote(conn, scenario.prop, stay, scenario.party, today=scenario.first_night)
 
     return attempt
 
@@ -148,14 +156,62 @@ def _property(code: str, first_night: dt.date) -> PropertySpec:
     )
 
 
+def _rules_property(code: str, first_night: dt.date) -> PropertySpec:
+    plain = _property(code, first_night)
+    rooms = tuple(
+        RoomTypeSpec(
+            r.code,
+            r.name,
+            r.max_occupancy + 2,
+            r.units,
+            r.rate_cents,
+            base_occupancy=2,
+            extra_adult_cents=9_000,
+            max_adults=r.max_occupancy,
+        )
+        for r in plain.room_types
+    )
+    codes = [r.code for r in rooms]
+    weekend = SeasonSpec(
+        first_night,
+        first_night + dt.timedelta(days=DAYS - 1),
+        frozenset({4, 5}),
+        {code: {"rate_cents": 45_000} for code in codes},
+    )
+    packages = []
+    for start in range(10, DAYS - 5, 30):
+        first = first_night + dt.timedelta(days=start)
+        last = first + dt.timedelta(days=4)
+        package = {"rate_cents": 70_000, "extra_adult_cents": 15_000, "min_stay": 4}
+        packages += [
+            SeasonSpec(first, last, None, dict.fromkeys(codes, package)),
+            SeasonSpec(last, last, None, {code: {"closed_to_arrival": True} for code in codes}),
+            SeasonSpec(first, first, None, {code: {"closed_to_departure": True} for code in codes}),
+        ]
+    return PropertySpec(
+        **{
+            **vars(plain),
+            "room_types": rooms,
+            "children": (ChildRate(5, 0), ChildRate(11, 50)),
+            "seasons": (weekend, *packages),
+        }
+    )
+
+
 async def _bench(url: str, seconds: float) -> dict[str, dict[str, float]]:
     conn = await connect(url)
     try:
         first_night = dt.datetime.now(ZoneInfo(TIMEZONE)).date() + dt.timedelta(days=1)
         await import_property(conn, _property("bench-plain", first_night))
-        scenario = Scenario("plain", await get_property(conn, "bench-plain"), first_night)
+        await import_property(conn, _rules_property("bench-rules", first_night))
+        scenarios = [
+            Scenario("plain", await get_property(conn, "bench-plain"), first_night, Party(2)),
+            Scenario(
+                "rules", await get_property(conn, "bench-rules"), first_night, Party(2, (5, 8))
+            ),
+        ]
         await conn.execute("ANALYZE")
-        return {scenario.name: await _run(conn, scenario, seconds)}
+        return {s.name: await _run(conn, s, seconds) for s in scenarios}
     finally:
         await conn.close()
 

@@ -293,6 +293,10 @@ BEGIN
     VALUES (p_hold_id, v_payment.id, v_hold.property_id, v_code, v_hold.checkin,
             v_hold.checkout, v_hold.guests, v_hold.total_cents, v_hold.currency, v_cid)
     RETURNING id INTO v_res_id;
+    INSERT INTO reservation_units (reservation_id, unit, room_type_id, adults, children_ages,
+                                   total_cents)
+    SELECT v_res_id, u.unit, u.room_type_id, u.adults, u.children_ages, u.total_cents
+    FROM hold_units u WHERE u.hold_id = p_hold_id;
     UPDATE payments p SET status = 'succeeded', updated_at = now() WHERE p.id = v_payment.id;
     UPDATE holds h SET status = 'converted', closed_at = coalesce(h.closed_at, now())
     WHERE h.id = p_hold_id;
@@ -323,55 +327,117 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION public.create_hold(p_property_id bigint, p_room_type_ids bigint[], p_quantities integer[], p_checkin date, p_checkout date, p_guests integer, p_ttl_seconds integer, p_idempotency_key text, p_fingerprint text, p_conversation_id uuid, p_correlation_id text) RETURNS TABLE(outcome text, hold_id uuid, expires_at timestamp with time zone, total_cents bigint, currency text, outbox_id bigint)
+CREATE FUNCTION public.create_hold(p_property_id bigint, p_units jsonb, p_checkin date, p_checkout date, p_ttl_seconds integer, p_idempotency_key text, p_fingerprint text, p_conversation_id uuid, p_correlation_id text) RETURNS TABLE(outcome text, hold_id uuid, expires_at timestamp with time zone, total_cents bigint, currency text, outbox_id bigint, refused_on date, refused_bound integer)
     LANGUAGE plpgsql
     SET lock_timeout TO '2s'
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 DECLARE
-    v_nights   integer := (p_checkout - p_checkin) * cardinality(p_room_type_ids);
-    v_hold     holds%ROWTYPE;
-    v_currency text;
-    v_today    date;
-    v_rooms    bigint;
-    v_capacity bigint;
-    v_found    bigint;
-    v_sellable bigint;
-    v_total    bigint;
-    v_refusal  text;
-    v_claimed  integer;
-    v_outbox   bigint;
+    v_stay          integer := p_checkout - p_checkin;
+    v_room_type_ids bigint[];
+    v_quantities    integer[];
+    v_guests        integer;
+    v_nights        integer;
+    v_hold          holds%ROWTYPE;
+    v_currency      text;
+    v_today         date;
+    v_band_ages     integer[];
+    v_band_pcts     integer[];
+    v_rooms         bigint;
+    v_misfits       bigint;
+    v_unit_totals   bigint[];
+    v_found         bigint;
+    v_sellable      bigint;
+    v_stopped       date;
+    v_rule          text;
+    v_rule_bound    integer;
+    v_rates         bigint[];  -- [room type in v_room_type_ids order][night], as read
+    v_extras        bigint[];
+    v_refusal       text;
+    v_claimed       integer;
+    v_changed       boolean;
+    v_outbox        bigint;
 BEGIN
-    -- Everything to validate and price the request, from plain reads, before any lock.
-    SELECT p.currency, (now() AT TIME ZONE p.timezone)::date,
-           rooms.n, rooms.capacity, nights.found, nights.sellable, nights.total
-    INTO v_currency, v_today, v_rooms, v_capacity, v_found, v_sellable, v_total
-    FROM properties p
+    -- Everything to validate and price the request, from one plain read before any lock:
+    -- the units of each room type (what each of its nights claims); the property and its
+    -- children's bands; each unit's fit and price; and per room type the nights (found,
+    -- sellable, stop-sold), the stay rules of the arrival and departure dates, and the
+    -- rates and extra-adult prices the units were priced from.
+    SELECT w.ids, w.quantities, w.guests, p.currency, (now() AT TIME ZONE p.timezone)::date,
+           b.ages, b.pcts, u.n, u.misfits, u.totals,
+           n.found, n.sellable, n.stopped, n.rule, n.bound, n.rates, n.extras
+    INTO v_room_type_ids, v_quantities, v_guests, v_currency, v_today, v_band_ages, v_band_pcts,
+         v_rooms, v_misfits, v_unit_totals, v_found, v_sellable, v_stopped, v_rule,
+         v_rule_bound, v_rates, v_extras
+    FROM (
+        SELECT array_agg(r.room_type_id ORDER BY r.room_type_id) AS ids,
+               array_agg(r.n ORDER BY r.room_type_id) AS quantities, sum(r.guests) AS guests
+        FROM (SELECT u.room_type_id, count(*)::integer AS n,
+                     sum(u.adults + cardinality(u.children_ages))::integer AS guests
+              FROM request_units(p_units) u GROUP BY u.room_type_id) AS r
+    ) AS w
+    LEFT JOIN properties p ON p.id = p_property_id
     CROSS JOIN LATERAL (
-        SELECT count(*) AS n,
-               sum(rt.max_occupancy * p_quantities[array_position(p_room_type_ids, rt.id)])
-                   AS capacity
-        FROM room_types rt
-        WHERE rt.id = ANY (p_room_type_ids) AND rt.property_id = p.id
-    ) AS rooms
+        SELECT coalesce(array_agg(c.max_age ORDER BY c.max_age), '{}') AS ages,
+               coalesce(array_agg(c.percent ORDER BY c.max_age), '{}') AS pcts
+        FROM child_rates c WHERE c.property_id = p_property_id
+    ) AS b
     CROSS JOIN LATERAL (
-        SELECT count(*) AS found,
-               count(*) FILTER (WHERE NOT a.stop_sell AND a.inv_held + a.inv_booked + a.inv_blocked
-                                  + p_quantities[array_position(p_room_type_ids, a.room_type_id)]
-                                  <= a.inv_total) AS sellable,
-               sum(a.rate_cents * p_quantities[array_position(p_room_type_ids, a.room_type_id)])
-                   AS total
-        FROM ari_days a
-        WHERE a.room_type_id = ANY (p_room_type_ids)
-          AND a.date >= p_checkin AND a.date < p_checkout
-    ) AS nights
-    WHERE p.id = p_property_id;
+        SELECT count(*) AS n, count(*) FILTER (WHERE NOT x.fits) AS misfits,
+               array_agg(x.total_cents ORDER BY x.unit) AS totals
+        FROM unit_prices(p_units, p_property_id, p_checkin, p_checkout, b.ages, b.pcts) AS x
+    ) AS u
+    CROSS JOIN LATERAL (
+        SELECT coalesce(sum(r.found), 0) AS found, coalesce(sum(r.sellable), 0) AS sellable,
+               min(r.stopped) AS stopped,
+               (array_agg(r.rule ORDER BY r.room_type_id) FILTER (WHERE r.rule IS NOT NULL))[1]
+                   AS rule,
+               (array_agg(CASE r.rule WHEN 'min_stay' THEN r.min_stay
+                                      WHEN 'max_stay' THEN r.max_stay END
+                          ORDER BY r.room_type_id) FILTER (WHERE r.rule IS NOT NULL))[1]
+                   AS bound,
+               array_agg(r.rates ORDER BY r.room_type_id) FILTER (WHERE r.found = v_stay)
+                   AS rates,
+               array_agg(r.extras ORDER BY r.room_type_id) FILTER (WHERE r.found = v_stay)
+                   AS extras
+        FROM (
+            SELECT a.room_type_id,
+                   count(*) FILTER (WHERE a.date < p_checkout) AS found,
+                   count(*) FILTER (WHERE a.date < p_checkout AND NOT a.stop_sell
+                                      AND a.inv_held + a.inv_booked + a.inv_blocked
+                                          + w.quantities[array_position(w.ids,
+                                                                        a.room_type_id)]
+                                          <= a.inv_total) AS sellable,
+                   min(a.date) FILTER (WHERE a.date < p_checkout AND a.stop_sell) AS stopped,
+                   min(a.min_stay) FILTER (WHERE a.date = p_checkin) AS min_stay,
+                   min(a.max_stay) FILTER (WHERE a.date = p_checkin) AS max_stay,
+                   stay_rule(v_stay,
+                             bool_or(a.closed_to_arrival) FILTER (WHERE a.date = p_checkin),
+                             min(a.min_stay) FILTER (WHERE a.date = p_checkin),
+                             min(a.max_stay) FILTER (WHERE a.date = p_checkin),
+                             bool_or(a.date = p_checkout),
+                             bool_or(a.closed_to_departure) FILTER (WHERE a.date = p_checkout))
+                       AS rule,
+                   array_agg(a.rate_cents ORDER BY a.date) FILTER (WHERE a.date < p_checkout)
+                       AS rates,
+                   array_agg(a.extra_adult_cents ORDER BY a.date)
+                       FILTER (WHERE a.date < p_checkout) AS extras
+            FROM ari_days a
+            WHERE a.room_type_id = ANY (w.ids)
+              AND a.date >= p_checkin AND a.date <= p_checkout
+            GROUP BY a.room_type_id
+        ) AS r
+    ) AS n;
+    v_nights := v_stay * cardinality(v_room_type_ids);
 
     v_refusal := CASE
-        WHEN v_currency IS NULL OR v_rooms <> cardinality(p_room_type_ids) THEN 'invalid_property'
-        WHEN v_capacity < p_guests THEN 'too_many_guests'
+        WHEN v_currency IS NULL OR v_room_type_ids IS NULL
+             OR v_rooms <> jsonb_array_length(p_units) THEN 'invalid_property'
+        WHEN v_misfits > 0 THEN 'too_many_guests'
         WHEN p_checkin < v_today THEN 'past_dates'
         WHEN v_found <> v_nights THEN 'unavailable'
+        WHEN v_rule IS NOT NULL THEN v_rule
+        WHEN v_stopped IS NOT NULL THEN 'stop_sell'
     END;
 
     -- Claim the key before any answer that depends on availability: a concurrent
@@ -381,7 +447,8 @@ BEGIN
         INSERT INTO holds AS h (property_id, checkin, checkout, guests, total_cents, currency,
                                 expires_at, create_idempotency_key, request_fingerprint,
                                 conversation_id, correlation_id)
-        VALUES (p_property_id, p_checkin, p_checkout, p_guests, v_total, v_currency,
+        VALUES (p_property_id, p_checkin, p_checkout, v_guests,
+                (SELECT sum(t) FROM unnest(v_unit_totals) AS t), v_currency,
                 now() + make_interval(secs => p_ttl_seconds), p_idempotency_key, p_fingerprint,
                 p_conversation_id, p_correlation_id)
         ON CONFLICT ON CONSTRAINT holds_property_id_create_idempotency_key_key DO NOTHING
@@ -395,10 +462,15 @@ BEGIN
             RETURN QUERY SELECT CASE WHEN v_hold.request_fingerprint = p_fingerprint
                                      THEN 'replayed' ELSE 'conflict' END,
                                 v_hold.id, v_hold.expires_at, v_hold.total_cents, v_hold.currency,
-                                NULL::bigint;
+                                NULL::bigint, NULL::date, NULL::integer;
         ELSE
             RETURN QUERY SELECT v_refusal, NULL::uuid, NULL::timestamptz, NULL::bigint, NULL::text,
-                                NULL::bigint;
+                                NULL::bigint,
+                                CASE WHEN v_refusal IN ('unavailable', 'closed_to_departure')
+                                          AND v_refusal = v_rule THEN p_checkout
+                                     WHEN v_refusal = v_rule THEN p_checkin
+                                     WHEN v_refusal = 'stop_sell' THEN v_stopped END,
+                                CASE WHEN v_refusal = v_rule THEN v_rule_bound END;
         END IF;
         RETURN;
     END IF;
@@ -406,11 +478,18 @@ BEGIN
         RAISE EXCEPTION 'hold_unavailable' USING ERRCODE = 'HL001';
     END IF;
 
-    INSERT INTO hold_nights (hold_id, room_type_id, date, qty)
-    SELECT v_hold.id, w.room_type_id, d::date, w.qty
-    FROM unnest(p_room_type_ids, p_quantities) AS w(room_type_id, qty),
-         generate_series(p_checkin, p_checkout - 1, interval '1 day') AS d;
-
+    -- The hold's lines, its nights and its outbox row, in one statement.
+    WITH units AS (
+        INSERT INTO hold_units (hold_id, unit, room_type_id, adults, children_ages, total_cents)
+        SELECT v_hold.id, u.unit, u.room_type_id, u.adults, u.children_ages,
+               v_unit_totals[u.unit]
+        FROM request_units(p_units) u
+    ), nights AS (
+        INSERT INTO hold_nights (hold_id, room_type_id, date, qty)
+        SELECT v_hold.id, w.room_type_id, d::date, w.qty
+        FROM unnest(v_room_type_ids, v_quantities) AS w(room_type_id, qty),
+             generate_series(p_checkin, p_checkout - 1, interval '1 day') AS d
+    )
     INSERT INTO outbox_events (event_type, aggregate_type, aggregate_id, payload, correlation_id)
     VALUES ('hold.created', 'hold', v_hold.id::text,
             jsonb_build_object('hold_id', v_hold.id, 'property_id', p_property_id,
@@ -422,32 +501,56 @@ BEGIN
     -- The contended locks, last.
     IF v_nights = 1 THEN
         -- One row has no lock order to keep: the plain conditional UPDATE is the claim.
-        UPDATE ari_days a SET inv_held = a.inv_held + p_quantities[1]
-        WHERE a.room_type_id = p_room_type_ids[1] AND a.date = p_checkin
-          AND NOT a.stop_sell AND a.inv_held + a.inv_booked + a.inv_blocked + p_quantities[1] <= a.inv_total;
+        UPDATE ari_days a SET inv_held = a.inv_held + v_quantities[1]
+        WHERE a.room_type_id = v_room_type_ids[1] AND a.date = p_checkin
+          AND NOT a.stop_sell
+          AND a.inv_held + a.inv_booked + a.inv_blocked + v_quantities[1] <= a.inv_total
+        RETURNING (a.rate_cents, a.extra_adult_cents) IS DISTINCT FROM (v_rates[1][1], v_extras[1][1])
+        INTO v_changed;
+        GET DIAGNOSTICS v_claimed = ROW_COUNT;
     ELSE
         -- Several rows: lock them in (room type, date) order, then update.
         WITH locked AS (
             SELECT a.id FROM ari_days a
-            WHERE a.room_type_id = ANY (p_room_type_ids)
+            WHERE a.room_type_id = ANY (v_room_type_ids)
               AND a.date >= p_checkin AND a.date < p_checkout
             ORDER BY a.room_type_id, a.date
             FOR NO KEY UPDATE OF a
+        ), claimed AS (
+            UPDATE ari_days a
+            SET inv_held = a.inv_held
+                           + v_quantities[array_position(v_room_type_ids, a.room_type_id)]
+            FROM locked l
+            WHERE a.id = l.id AND NOT a.stop_sell
+              AND a.inv_held + a.inv_booked + a.inv_blocked
+                  + v_quantities[array_position(v_room_type_ids, a.room_type_id)] <= a.inv_total
+            RETURNING a.room_type_id, a.date, a.rate_cents, a.extra_adult_cents
         )
-        UPDATE ari_days a
-        SET inv_held = a.inv_held + p_quantities[array_position(p_room_type_ids, a.room_type_id)]
-        FROM locked l
-        WHERE a.id = l.id AND NOT a.stop_sell
-          AND a.inv_held + a.inv_booked + a.inv_blocked
-              + p_quantities[array_position(p_room_type_ids, a.room_type_id)] <= a.inv_total;
+        SELECT count(*),
+               bool_or((c.rate_cents, c.extra_adult_cents) IS DISTINCT FROM
+                       (v_rates[array_position(v_room_type_ids, c.room_type_id)]
+                               [c.date - p_checkin + 1],
+                        v_extras[array_position(v_room_type_ids, c.room_type_id)]
+                                [c.date - p_checkin + 1]))
+        INTO v_claimed, v_changed
+        FROM claimed c;
     END IF;
-    GET DIAGNOSTICS v_claimed = ROW_COUNT;
     IF v_claimed <> v_nights THEN
         RAISE EXCEPTION 'hold_unavailable' USING ERRCODE = 'HL001';
     END IF;
+    IF v_changed THEN
+        -- A price changed since the read: the units are priced from the rows now locked.
+        SELECT array_agg(x.total_cents ORDER BY x.unit) INTO v_unit_totals
+        FROM unit_prices(p_units, p_property_id, p_checkin, p_checkout, v_band_ages,
+                         v_band_pcts) AS x;
+        UPDATE hold_units u SET total_cents = v_unit_totals[u.unit] WHERE u.hold_id = v_hold.id;
+        UPDATE holds h SET total_cents = (SELECT sum(t) FROM unnest(v_unit_totals) AS t)
+        WHERE h.id = v_hold.id
+        RETURNING h.* INTO v_hold;
+    END IF;
 
     RETURN QUERY SELECT 'created', v_hold.id, v_hold.expires_at, v_hold.total_cents, v_hold.currency,
-                        v_outbox;
+                        v_outbox, NULL::date, NULL::integer;
 END
 $$;
 
@@ -482,6 +585,36 @@ BEGIN
     FROM holds h WHERE h.id = ANY (v_ids)
     RETURNING o.aggregate_id::uuid, o.id;
 END
+$$;
+
+CREATE FUNCTION public.night_cents(p_rate_cents bigint, p_extra_cents bigint, p_extra_adults integer, p_child_percents integer[]) RETURNS TABLE(cents bigint)
+    LANGUAGE sql IMMUTABLE ROWS 1 PARALLEL SAFE
+    AS $$
+    -- Parties of up to two paying children, most families, skip the subquery (a quote
+    -- prices every night of every room type).
+    SELECT p_rate_cents + p_extra_cents * p_extra_adults
+           + CASE cardinality(p_child_percents)
+                 WHEN 0 THEN 0
+                 WHEN 1 THEN (p_extra_cents * p_child_percents[1] + 50) / 100
+                 WHEN 2 THEN (p_extra_cents * p_child_percents[1] + 50) / 100
+                             + (p_extra_cents * p_child_percents[2] + 50) / 100
+                 ELSE (SELECT sum((p_extra_cents * pct + 50) / 100)::bigint
+                       FROM unnest(p_child_percents) AS pct)
+             END
+$$;
+
+CREATE FUNCTION public.party_seats(p_adults integer, p_children integer[], p_band_ages integer[], p_band_pcts integer[]) RETURNS TABLE(guests integer, as_adults integer, child_percents integer[])
+    LANGUAGE sql IMMUTABLE ROWS 1 PARALLEL SAFE
+    AS $$
+    SELECT p_adults + count(*)::integer,
+           p_adults + count(*) FILTER (WHERE c.percent IS NULL)::integer,
+           coalesce(array_agg(c.percent ORDER BY g.age DESC)
+                        FILTER (WHERE c.percent IS NOT NULL), '{}')
+    FROM unnest(p_children) AS g(age)
+    LEFT JOIN LATERAL (
+        SELECT b.pct AS percent FROM unnest(p_band_ages, p_band_pcts) AS b(max_age, pct)
+        WHERE b.max_age >= g.age ORDER BY b.max_age LIMIT 1
+    ) AS c ON true
 $$;
 
 CREATE FUNCTION public.release_hold(p_hold_id uuid, p_status text, p_reason text, p_correlation_id text) RETURNS TABLE(outcome text, outbox_id bigint)
@@ -533,11 +666,50 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION public.request_units(p_units jsonb) RETURNS TABLE(unit integer, room_type_id bigint, adults integer, children_ages integer[])
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT u.ord::integer, u.room_type_id, u.adults, coalesce(u.children_ages, '{}')
+    FROM ROWS FROM (jsonb_to_recordset(p_units)
+                    AS (room_type_id bigint, adults integer, children_ages integer[]))
+         WITH ORDINALITY AS u(room_type_id, adults, children_ages, ord)
+$$;
+
 CREATE FUNCTION public.reservation_code() RETURNS text
     LANGUAGE sql
     AS $$
     SELECT string_agg(substr('ABCDEFGHJKMNPQRSTUVWXYZ23456789', 1 + floor(random() * 31)::int, 1), '')
     FROM generate_series(1, 6)
+$$;
+
+CREATE FUNCTION public.stay_rule(p_nights integer, p_closed_to_arrival boolean, p_min_stay integer, p_max_stay integer, p_departure_found boolean, p_closed_to_departure boolean) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN CASE WHEN p_closed_to_arrival THEN 'closed_to_arrival'::text WHEN (p_nights < p_min_stay) THEN 'min_stay'::text WHEN (p_nights > p_max_stay) THEN 'max_stay'::text WHEN (NOT p_departure_found) THEN 'unavailable'::text WHEN p_closed_to_departure THEN 'closed_to_departure'::text ELSE NULL::text END;
+
+CREATE FUNCTION public.unit_party(p_base integer, p_max_adults integer, p_max_occupancy integer, p_adults integer, p_guests integer, p_as_adults integer, p_child_percents integer[]) RETURNS TABLE(fits boolean, extra_adults integer, child_percents integer[])
+    LANGUAGE sql IMMUTABLE ROWS 1 PARALLEL SAFE
+    AS $$
+    SELECT p_adults >= 1 AND p_guests <= p_max_occupancy AND p_as_adults <= p_max_adults,
+           greatest(p_as_adults - p_base, 0),
+           p_child_percents[greatest(p_base - p_as_adults, 0) + 1:]
+$$;
+
+CREATE FUNCTION public.unit_prices(p_units jsonb, p_property_id bigint, p_checkin date, p_checkout date, p_band_ages integer[], p_band_pcts integer[]) RETURNS TABLE(unit integer, room_type_id bigint, fits boolean, total_cents bigint)
+    LANGUAGE sql STABLE ROWS 2
+    AS $$
+    SELECT u.unit, u.room_type_id, x.fits, t.total
+    FROM request_units(p_units) AS u
+    JOIN room_types rt ON rt.id = u.room_type_id AND rt.property_id = p_property_id
+    CROSS JOIN LATERAL party_seats(u.adults, u.children_ages, p_band_ages, p_band_pcts) AS ps
+    CROSS JOIN LATERAL unit_party(rt.base_occupancy, rt.max_adults, rt.max_occupancy, u.adults,
+                                  ps.guests, ps.as_adults, ps.child_percents) AS x
+    CROSS JOIN LATERAL (
+        SELECT sum(p.cents) AS total
+        FROM ari_days a
+        CROSS JOIN LATERAL night_cents(a.rate_cents, a.extra_adult_cents, x.extra_adults,
+                                       x.child_percents) AS p
+        WHERE a.room_type_id = u.room_type_id AND a.date >= p_checkin AND a.date < p_checkout
+    ) AS t
 $$;
 
 CREATE TABLE public.ari_days (
@@ -551,9 +723,20 @@ CREATE TABLE public.ari_days (
     rate_cents bigint NOT NULL,
     stop_sell boolean DEFAULT false NOT NULL,
     inv_blocked integer DEFAULT 0 NOT NULL,
+    extra_adult_cents bigint DEFAULT 0 NOT NULL,
+    min_stay integer,
+    max_stay integer,
+    closed_to_arrival boolean DEFAULT false NOT NULL,
+    closed_to_departure boolean DEFAULT false NOT NULL,
+    manual text[] DEFAULT '{}'::text[] NOT NULL,
+    CONSTRAINT ari_days_extra_adult_cents_check CHECK ((extra_adult_cents >= 0)),
     CONSTRAINT ari_days_inv_total_check CHECK ((inv_total >= 0)),
     CONSTRAINT ari_days_inventory_check CHECK (((inv_held >= 0) AND (inv_booked >= 0) AND (inv_blocked >= 0) AND (((inv_held + inv_booked) + inv_blocked) <= inv_total))),
-    CONSTRAINT ari_days_rate_cents_check CHECK ((rate_cents >= 0))
+    CONSTRAINT ari_days_manual_check CHECK ((manual <@ ARRAY['inv_total'::text, 'rate_cents'::text, 'extra_adult_cents'::text, 'min_stay'::text, 'max_stay'::text, 'closed_to_arrival'::text, 'closed_to_departure'::text, 'stop_sell'::text])),
+    CONSTRAINT ari_days_max_stay_check CHECK ((max_stay >= 1)),
+    CONSTRAINT ari_days_min_stay_check CHECK ((min_stay >= 1)),
+    CONSTRAINT ari_days_rate_cents_check CHECK ((rate_cents >= 0)),
+    CONSTRAINT ari_days_stay_range_check CHECK ((max_stay >= min_stay))
 );
 
 ALTER TABLE public.ari_days ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
@@ -639,6 +822,14 @@ ALTER TABLE public.calendars ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     CACHE 1
 );
 
+CREATE TABLE public.child_rates (
+    property_id bigint NOT NULL,
+    max_age integer NOT NULL,
+    percent integer NOT NULL,
+    CONSTRAINT child_rates_max_age_check CHECK (((max_age >= 0) AND (max_age <= 17))),
+    CONSTRAINT child_rates_percent_check CHECK (((percent >= 0) AND (percent <= 100)))
+);
+
 CREATE TABLE public.contact_aliases (
     alias_hash text NOT NULL,
     contact_hash text NOT NULL,
@@ -673,6 +864,18 @@ CREATE TABLE public.hold_nights (
     date date NOT NULL,
     qty integer NOT NULL,
     CONSTRAINT hold_nights_qty_check CHECK ((qty > 0))
+);
+
+CREATE TABLE public.hold_units (
+    hold_id uuid NOT NULL,
+    unit integer NOT NULL,
+    room_type_id bigint NOT NULL,
+    adults integer NOT NULL,
+    children_ages integer[] DEFAULT '{}'::integer[] NOT NULL,
+    total_cents bigint NOT NULL,
+    CONSTRAINT hold_units_adults_check CHECK ((adults >= 1)),
+    CONSTRAINT hold_units_total_cents_check CHECK ((total_cents >= 0)),
+    CONSTRAINT hold_units_unit_check CHECK ((unit >= 1))
 );
 
 CREATE TABLE public.holds (
@@ -840,6 +1043,18 @@ ALTER TABLE public.properties ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     CACHE 1
 );
 
+CREATE TABLE public.reservation_units (
+    reservation_id uuid NOT NULL,
+    unit integer NOT NULL,
+    room_type_id bigint NOT NULL,
+    adults integer NOT NULL,
+    children_ages integer[] DEFAULT '{}'::integer[] NOT NULL,
+    total_cents bigint NOT NULL,
+    CONSTRAINT reservation_units_adults_check CHECK ((adults >= 1)),
+    CONSTRAINT reservation_units_total_cents_check CHECK ((total_cents >= 0)),
+    CONSTRAINT reservation_units_unit_check CHECK ((unit >= 1))
+);
+
 CREATE TABLE public.reservations (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
     hold_id uuid NOT NULL,
@@ -865,6 +1080,10 @@ CREATE TABLE public.room_types (
     name text NOT NULL,
     max_occupancy integer NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    base_occupancy integer NOT NULL,
+    max_adults integer NOT NULL,
+    CONSTRAINT room_types_base_occupancy_check CHECK (((base_occupancy >= 1) AND (base_occupancy <= max_occupancy))),
+    CONSTRAINT room_types_max_adults_check CHECK (((max_adults >= 1) AND (max_adults <= max_occupancy))),
     CONSTRAINT room_types_max_occupancy_check CHECK ((max_occupancy > 0))
 );
 
@@ -906,6 +1125,9 @@ ALTER TABLE ONLY public.calendars
 ALTER TABLE ONLY public.calendars
     ADD CONSTRAINT calendars_property_id_name_key UNIQUE (property_id, name);
 
+ALTER TABLE ONLY public.child_rates
+    ADD CONSTRAINT child_rates_pkey PRIMARY KEY (property_id, max_age);
+
 ALTER TABLE ONLY public.contact_aliases
     ADD CONSTRAINT contact_aliases_pkey PRIMARY KEY (alias_hash);
 
@@ -923,6 +1145,9 @@ ALTER TABLE ONLY public.conversations
 
 ALTER TABLE ONLY public.hold_nights
     ADD CONSTRAINT hold_nights_pkey PRIMARY KEY (hold_id, room_type_id, date);
+
+ALTER TABLE ONLY public.hold_units
+    ADD CONSTRAINT hold_units_pkey PRIMARY KEY (hold_id, unit);
 
 ALTER TABLE ONLY public.holds
     ADD CONSTRAINT holds_pkey PRIMARY KEY (id);
@@ -965,6 +1190,9 @@ ALTER TABLE ONLY public.properties
 
 ALTER TABLE ONLY public.properties
     ADD CONSTRAINT properties_whatsapp_phone_number_id_key UNIQUE (whatsapp_phone_number_id);
+
+ALTER TABLE ONLY public.reservation_units
+    ADD CONSTRAINT reservation_units_pkey PRIMARY KEY (reservation_id, unit);
 
 ALTER TABLE ONLY public.reservations
     ADD CONSTRAINT reservations_code_key UNIQUE (code);
@@ -1036,6 +1264,9 @@ ALTER TABLE ONLY public.calendars
 ALTER TABLE ONLY public.calendars
     ADD CONSTRAINT calendars_room_type_fkey FOREIGN KEY (room_type_id, property_id) REFERENCES public.room_types(id, property_id);
 
+ALTER TABLE ONLY public.child_rates
+    ADD CONSTRAINT child_rates_property_id_fkey FOREIGN KEY (property_id) REFERENCES public.properties(id);
+
 ALTER TABLE ONLY public.contact_aliases
     ADD CONSTRAINT contact_aliases_contact_hash_fkey FOREIGN KEY (contact_hash) REFERENCES public.contacts(contact_hash);
 
@@ -1048,6 +1279,9 @@ ALTER TABLE ONLY public.conversations
 ALTER TABLE ONLY public.hold_nights
     ADD CONSTRAINT hold_nights_hold_id_fkey FOREIGN KEY (hold_id) REFERENCES public.holds(id);
 
+ALTER TABLE ONLY public.hold_units
+    ADD CONSTRAINT hold_units_hold_id_fkey FOREIGN KEY (hold_id) REFERENCES public.holds(id);
+
 ALTER TABLE ONLY public.holds
     ADD CONSTRAINT holds_conversation_id_fkey FOREIGN KEY (conversation_id) REFERENCES public.conversations(id);
 
@@ -1059,6 +1293,12 @@ ALTER TABLE ONLY public.messages
 
 ALTER TABLE ONLY public.payments
     ADD CONSTRAINT payments_hold_id_fkey FOREIGN KEY (hold_id) REFERENCES public.holds(id);
+
+ALTER TABLE ONLY public.reservation_units
+    ADD CONSTRAINT reservation_units_reservation_id_fkey FOREIGN KEY (reservation_id) REFERENCES public.reservations(id);
+
+ALTER TABLE ONLY public.reservation_units
+    ADD CONSTRAINT reservation_units_room_type_id_fkey FOREIGN KEY (room_type_id) REFERENCES public.room_types(id);
 
 ALTER TABLE ONLY public.reservations
     ADD CONSTRAINT reservations_hold_id_fkey FOREIGN KEY (hold_id) REFERENCES public.holds(id);

@@ -4,24 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
+import orjson
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 
 from app import db
 from app.dev.postgres import free_port
 from app.http.app import create_app
+from app.inventory.holds import HoldRequest, Unit
+from app.inventory.property_file import parse_property
+from app.inventory.stay import Party, Stay
 from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -190,3 +198,49 @@ class TcpProxy:
         """After cut(): listen again on the same port, so new connections go through."""
         assert self._server is not None and not self._server.is_serving()
         await self.start()
+
+
+def hold_request(
+    property_id: int,
+    stay: Stay,
+    rooms: Iterable[tuple[int, int]],
+    idempotency_key: str,
+    conversation_id: uuid.UUID | None = None,
+) -> HoldRequest:
+    """A hold of (room type id, units) pairs for the stay's guests, all adults: one in
+    each unit, the rest in the first."""
+    ids = [room_type_id for room_type_id, units in rooms for _ in range(units)]
+    adults = [stay.guests - len(ids) + 1] + [1] * (len(ids) - 1)
+    return HoldRequest(
+        property_id=property_id,
+        stay=stay,
+        units=tuple(Unit(i, Party(n)) for i, n in zip(ids, adults, strict=True)),
+        idempotency_key=idempotency_key,
+        conversation_id=conversation_id,
+    )
+
+
+def rooms_of(request: HoldRequest) -> list[tuple[int, int]]:
+    """(room type id, units) of a hold request, by room type."""
+    return sorted(Counter(unit.room_type_id for unit in request.units).items())
+
+
+SAMPLE_PROPERTY = ROOT / "docs" / "examples" / "property.json"
+_STAY_RULES = {"min_stay", "max_stay", "closed_to_arrival", "closed_to_departure", "stop_sell"}
+
+
+def sample_stay(nights: int, ahead: int = 20) -> tuple[dt.date, dt.date]:
+    """(check-in, check-out) of a stay of ``nights`` at the sample inn, arriving ``ahead``
+    days after today there, or the first day after that whose stay no season with stay
+    rules touches: the dates a reader following the README would pick."""
+    spec = parse_property(orjson.loads(SAMPLE_PROPERTY.read_bytes()))
+    ruled = {
+        season.start + dt.timedelta(days=i)
+        for season in spec.seasons
+        if any(_STAY_RULES & set(fields) for fields in season.room_types.values())
+        for i in range((season.end - season.start).days + 1)
+    }
+    checkin = dt.datetime.now(ZoneInfo(spec.timezone)).date() + dt.timedelta(days=ahead)
+    while any(checkin + dt.timedelta(days=i) in ruled for i in range(nights + 1)):
+        checkin += dt.timedelta(days=1)
+    return checkin, checkin + dt.timedelta(days=nights)

@@ -12,10 +12,11 @@ import asyncpg
 
 from app.conversations.model import Services
 from app.db import QUERIES
+from app.errors import StayRuleBroken
 from app.inventory.holds import HoldRequest, cancel_hold
 from app.inventory.properties import Property
 from app.inventory.quote import Offer, offers
-from app.inventory.stay import Stay
+from app.inventory.stay import Party, Stay
 from app.payments.booking import Booking, hold_and_checkout
 
 # Nearby stays offered when the dates asked for are full: check-in moved by up to a week.
@@ -30,20 +31,20 @@ async def cancel(services: Services, hold_id: str, reason: str) -> bool:
 
 
 async def quote_stay(
-    services: Services, prop: Property, stay: Stay, today: dt.date
+    services: Services, prop: Property, stay: Stay, party: Party, today: dt.date
 ) -> tuple[list[Offer], list[tuple[Stay, int]]]:
     """The ways to host the party (one room or several); when there are none, the nearest
     stays of the same length that can (closest check-in first). Raises BadRequest for a
-    party the whole inn cannot host."""
+    party the whole inn cannot host, StayRuleBroken when a stay rule refuses the dates."""
     async with services.pool.acquire() as conn:
-        found = await offers(conn, prop, stay, today=today)
+        found = await offers(conn, prop, stay, party, today=today)
         if found:
             return found, []
-        return [], await _alternatives(conn, prop, stay, today)
+        return [], await _alternatives(conn, prop, stay, party, today)
 
 
 async def _alternatives(
-    conn: asyncpg.Connection, prop: Property, wanted: Stay, today: dt.date
+    conn: asyncpg.Connection, prop: Property, wanted: Stay, party: Party, today: dt.date
 ) -> list[tuple[Stay, int]]:
     found: list[tuple[Stay, int]] = []
     for distance in range(1, ALTERNATIVE_SHIFT_DAYS + 1):
@@ -52,7 +53,10 @@ async def _alternatives(
             if checkin < today:
                 continue
             candidate = Stay(checkin, checkin + dt.timedelta(days=wanted.nights), wanted.guests)
-            options = await offers(conn, prop, candidate, today=today)
+            try:
+                options = await offers(conn, prop, candidate, party, today=today)
+            except StayRuleBroken:
+                continue  # not a stay the calendar sells
             if options:
                 found.append((candidate, min(o.total_cents for o in options)))
                 if len(found) == MAX_ALTERNATIVES:

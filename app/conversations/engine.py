@@ -33,11 +33,11 @@ import asyncpg
 from app.conversations import actions, replies
 from app.conversations.model import Conversation, Services, Turn
 from app.conversations.understanding import Choice, Understood, understand
-from app.errors import BadRequest, Conflict, NothingAvailable
-from app.inventory.holds import HoldRequest
+from app.errors import BadRequest, Conflict, NothingAvailable, StayRuleBroken
+from app.inventory.holds import HoldRequest, Unit
 from app.inventory.properties import Property
 from app.inventory.quote import Offer
-from app.inventory.stay import MAX_GUESTS, MAX_STAY_NIGHTS, Stay
+from app.inventory.stay import MAX_GUESTS, MAX_STAY_NIGHTS, Party, Stay
 from app.messaging.inbound import Reading
 
 # Hold cancellations a guest's own message causes (and answers).
@@ -231,6 +231,13 @@ def _span(choice: Choice, lang: str) -> str:
     )
 
 
+def _party_of(stay: dict[str, Any]) -> Party:
+    """The party the guest named (a count alone: that many adults)."""
+    ages = stay.get("children_ages") or []
+    adults = stay.get("adults")
+    return Party(int(adults if adults is not None else stay["guests"]), tuple(ages))
+
+
 def _party(stay: dict[str, Any], lang: str) -> str:
     return replies.party(int(stay["guests"]), stay.get("adults"), stay.get("children_ages"), lang)
 
@@ -296,16 +303,24 @@ async def _next_step(services: Services, prop: Property, turn: Turn, today: dt.d
         return turn.say("bad_dates", problem=replies.render(problem, lang))
     try:
         wanted = Stay(checkin, checkout, int(stay["guests"]))
+        party = _party_of(stay)
     except BadRequest:
         return await _too_many(services, prop, turn)
+    refusal = None
     try:
-        found, alternatives = await actions.quote_stay(services, prop, wanted, today)
+        found, alternatives = await actions.quote_stay(services, prop, wanted, party, today)
     except BadRequest:
         return await _too_many(services, prop, turn)
+    except StayRuleBroken as exc:  # a rule of the calendar, not a lack of rooms: say which
+        found, alternatives, refusal = [], [], exc
     if found:
         return _quoted(prop, turn, wanted, found)
     shown = {"party": _party(stay, lang), "checkin": replies.day(checkin, lang)}
     turn.say("unavailable", **shown, checkout=replies.day(checkout, lang))
+    if refusal is not None:
+        turn.replies[-1] += replies.render(
+            f"rule_{refusal.code}", lang, date=replies.day(refusal.on, lang), bound=refusal.bound
+        )
     if alternatives:
         lines = "\n".join(
             f"- {replies.day(alt.checkin, lang)} → {replies.day(alt.checkout, lang)}: "
@@ -340,7 +355,7 @@ def _quoted(prop: Property, turn: Turn, stay: Stay, found: list[Offer]) -> Turn:
     lang = turn.language
     turn.context["options"] = [
         {
-            "rooms": [[option.room_type_id, units] for option, units in o.rooms],
+            "units": [{"room_type_id": u.room_type_id, **p.as_json()} for u, p in o.units],
             "name": o.name,
             "total_cents": o.total_cents,
         }
@@ -391,7 +406,7 @@ async def _book(
     request = HoldRequest(
         property_id=prop.id,
         stay=stay,
-        rooms=_rooms(option),
+        units=_units(option, stay_fields),
         idempotency_key=f"whatsapp:{message_id}",
         conversation_id=conv.id,
     )
@@ -421,12 +436,15 @@ async def _book(
     )
 
 
-def _rooms(option: dict[str, Any]) -> tuple[tuple[int, int], ...]:
-    """The rooms an option shown holds; one room for options shown before parties could
-    take several."""
-    if "rooms" not in option:
-        return ((int(option["room_type_id"]), 1),)
-    return tuple((int(room_type_id), int(units)) for room_type_id, units in option["rooms"])
+def _units(option: dict[str, Any], stay: dict[str, Any]) -> tuple[Unit, ...]:
+    """The units an option shown holds, each with its party; an option shown before
+    parties per unit (one room type, the whole party) is one unit."""
+    if "units" not in option:
+        return (Unit(int(option["room_type_id"]), _party_of(stay)),)
+    return tuple(
+        Unit(int(u["room_type_id"]), Party(int(u["adults"]), tuple(u["children_ages"])))
+        for u in option["units"]
+    )
 
 
 async def notify(

@@ -117,6 +117,26 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "es": "No tenemos habitaciones libres para {party} del {checkin} al {checkout}.",
         "en": "We have no rooms for {party} from {checkin} to {checkout}.",
     },
+    "rule_min_stay": {
+        "pt": " Chegando em {date}, a estadia mínima é de {bound:night}.",
+        "es": " Llegando el {date}, la estadía mínima es de {bound:night}.",
+        "en": " Arriving {date}, the minimum stay is {bound:night}.",
+    },
+    "rule_max_stay": {
+        "pt": " Chegando em {date}, a estadia máxima é de {bound:night}.",
+        "es": " Llegando el {date}, la estadía máxima es de {bound:night}.",
+        "en": " Arriving {date}, the maximum stay is {bound:night}.",
+    },
+    "rule_closed_to_arrival": {
+        "pt": " Não recebemos chegadas em {date}.",
+        "es": " No recibimos llegadas el {date}.",
+        "en": " We take no arrivals on {date}.",
+    },
+    "rule_closed_to_departure": {
+        "pt": " Não há saídas em {date}.",
+        "es": " No hay salidas el {date}.",
+        "en": " There are no departures on {date}.",
+    },
     "alternatives": {
         "pt": " Datas próximas com vaga:\n{dates}\nQuer alguma delas? Mande as datas.",
         "es": " Fechas cercanas con disponibilidad:\n{dates}\n¿Le sirve alguna? Envíe las fechas.",

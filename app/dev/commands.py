@@ -20,9 +20,9 @@ from app.dev.fake_evolution import upsert_event
 from app.dev.fake_graph import inbound_envelope, signature
 from app.dev.fake_stripe import event
 from app.errors import AppError, BadRequest, NotFound, Unavailable
-from app.inventory.holds import HoldRequest
+from app.inventory.holds import HoldRequest, Unit
 from app.inventory.properties import get_property
-from app.inventory.stay import Stay
+from app.inventory.stay import Party, Stay
 from app.payments.booking import hold_and_checkout
 from app.payments.stripe_api import open_stripe
 from app.pii import pii_keys
@@ -49,10 +49,11 @@ async def dev_hold(settings: Settings, args: argparse.Namespace) -> dict[str, An
             room_type_id = await conn.fetchval(QUERIES["room_type_id"], prop.id, args.room_type)
         if room_type_id is None:
             raise NotFound(f"no room type {args.room_type!r} in {args.property!r}")
+        party = Party(args.adults or args.guests, tuple(args.children_ages))
         request = HoldRequest(
             property_id=prop.id,
-            stay=Stay(args.checkin, args.checkout, args.guests),
-            rooms=((room_type_id, 1),),
+            stay=Stay(args.checkin, args.checkout, party.guests),
+            units=(Unit(room_type_id, party),),
             idempotency_key=args.idempotency_key or f"dev-{uuid.uuid4().hex}",
         )
         async with relaying(pool, queue):  # the expire task, as after a guest's "yes"

@@ -20,32 +20,51 @@ import asyncpg
 import orjson
 
 from app.db import QUERIES
-from app.errors import AppError, BadRequest, Busy, IdempotencyConflict, NotFound, NothingAvailable
-from app.inventory.stay import Stay
+from app.errors import (
+    AppError,
+    BadRequest,
+    Busy,
+    IdempotencyConflict,
+    NotFound,
+    NothingAvailable,
+    StayRuleBroken,
+)
+from app.inventory.stay import Party, Stay
 from app.logging import correlation_id as current_correlation
 from app.tasks import outbox
 
+# The stay rules create_hold enforces, by the name it refuses with.
+STAY_RULES = ("min_stay", "max_stay", "closed_to_arrival", "closed_to_departure", "stop_sell")
 _UNAVAILABLE = "HL001"  # raised by create_hold when a concurrent claim won a night
 _RETRYABLE = {"55P03": "lock_timeout", "40P01": "deadlock", "40001": "serialization"}
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One unit of a room type and the party sleeping in it."""
+
+    room_type_id: int
+    party: Party
 
 
 @dataclass(frozen=True)
 class HoldRequest:
     property_id: int
     stay: Stay
-    # (room_type_id, quantity) pairs, one per room type.
-    rooms: tuple[tuple[int, int], ...]
+    units: tuple[Unit, ...]  # one per unit; the stay's guests are theirs together
     idempotency_key: str
     conversation_id: uuid.UUID | None = None
 
     def __post_init__(self) -> None:
-        room_type_ids = [room_type_id for room_type_id, _ in self.rooms]
-        if not self.rooms or len(set(room_type_ids)) != len(room_type_ids):
-            raise BadRequest("name each room type once")
-        if any(quantity < 1 for _, quantity in self.rooms):
-            raise BadRequest("room quantity must be at least 1")
+        if not self.units:
+            raise BadRequest("name at least one unit")
+        if sum(unit.party.guests for unit in self.units) != self.stay.guests:
+            raise BadRequest("the units' parties must add up to the stay's guests")
         if not self.idempotency_key or len(self.idempotency_key) > 200:
             raise BadRequest("idempotency key must be 1-200 characters")
+
+    def units_json(self) -> list[dict[str, object]]:
+        return [{"room_type_id": u.room_type_id, **u.party.as_json()} for u in self.units]
 
     def fingerprint(self) -> str:
         """What makes two requests 'the same' for idempotency (the key itself excluded)."""
@@ -53,8 +72,7 @@ class HoldRequest:
             "property_id": self.property_id,
             "checkin": self.stay.checkin.isoformat(),
             "checkout": self.stay.checkout.isoformat(),
-            "guests": self.stay.guests,
-            "rooms": sorted(self.rooms),
+            "units": self.units_json(),
             "conversation_id": str(self.conversation_id) if self.conversation_id else None,
         }
         return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
@@ -103,11 +121,9 @@ async def create_hold(
         row = await conn.fetchrow(
             QUERIES["create_hold"],
             request.property_id,
-            [room_type_id for room_type_id, _ in request.rooms],
-            [quantity for _, quantity in request.rooms],
+            request.units_json(),
             request.stay.checkin,
             request.stay.checkout,
-            request.stay.guests,
             ttl_seconds,
             request.idempotency_key,
             request.fingerprint(),
@@ -134,7 +150,9 @@ async def create_hold(
     if outcome == "invalid_property":
         raise NotFound("no such property or room type")
     if outcome == "too_many_guests":
-        raise BadRequest("too many guests for the rooms asked for")
+        raise BadRequest("a unit's party does not fit its room type")
+    if outcome in STAY_RULES:
+        raise StayRuleBroken(outcome, row["refused_on"], row["refused_bound"])
     if outcome == "past_dates":
         raise BadRequest("check-in is in the past")
     raise AppError(f"create_hold returned {outcome!r}")

@@ -33,6 +33,50 @@ class RoomTypeSpec:
     units: int
     rate_cents: int
     calendars: tuple[CalendarSpec, ...] = ()
+    base_occupancy: int | None = None  # guests the rate covers; None: max_occupancy
+    extra_adult_cents: int = 0  # each guest beyond base_occupancy, per night
+    max_adults: int | None = None  # None: max_occupancy
+
+
+@dataclass(frozen=True)
+class ChildRate:
+    """A child of at most ``max_age`` pays ``percent`` of the night's extra_adult_cents."""
+
+    max_age: int
+    percent: int
+
+
+# What a night of a room type sells under, as a season or ``ari set`` may change it.
+NIGHT_FIELDS = (
+    "rate_cents",
+    "extra_adult_cents",
+    "min_stay",
+    "max_stay",
+    "closed_to_arrival",
+    "closed_to_departure",
+    "stop_sell",
+)
+_NIGHT_KINDS: dict[str, type] = {
+    "rate_cents": int,
+    "extra_adult_cents": int,
+    "min_stay": int,
+    "max_stay": int,
+    "closed_to_arrival": bool,
+    "closed_to_departure": bool,
+    "stop_sell": bool,
+}
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # date.weekday() order
+
+
+@dataclass(frozen=True)
+class SeasonSpec:
+    """Dates (both ends inclusive, only the given weekdays when any) whose nights of each
+    named room type take the given values; a later season wins over an earlier one."""
+
+    start: dt.date
+    end: dt.date
+    weekdays: frozenset[int] | None  # date.weekday() numbers; None: every day
+    room_types: dict[str, dict[str, int | bool]]  # code -> the NIGHT_FIELDS it sets
 
 
 @dataclass(frozen=True)
@@ -58,6 +102,8 @@ class PropertySpec:
     end: dt.date | None  # inclusive
     # whatsapp.staff_numbers in the file: personal numbers, kept out of ``whatsapp``.
     staff_numbers: tuple[str, ...] = ()
+    children: tuple[ChildRate, ...] = ()  # by max_age
+    seasons: tuple[SeasonSpec, ...] = ()
 
 
 def _field(data: dict[str, Any], key: str, kind: type, where: str, optional: bool = False) -> Any:
@@ -106,6 +152,84 @@ def _calendars(raw: Any, where: str) -> tuple[CalendarSpec, ...]:
     return tuple(found)
 
 
+def _room_type(raw: dict[str, Any], where: str) -> RoomTypeSpec:
+    room = RoomTypeSpec(
+        code=_field(raw, "code", str, where),
+        name=_field(raw, "name", str, where),
+        max_occupancy=_field(raw, "max_occupancy", int, where),
+        units=_field(raw, "units", int, where),
+        rate_cents=_field(raw, "rate_cents", int, where),
+        calendars=_calendars(raw.get("calendars"), f"{where}calendars"),
+        base_occupancy=_field(raw, "base_occupancy", int, where, optional=True),
+        extra_adult_cents=_field(raw, "extra_adult_cents", int, where, optional=True) or 0,
+        max_adults=_field(raw, "max_adults", int, where, optional=True),
+    )
+    if room.max_occupancy < 1:
+        raise BadRequest(f"{where}max_occupancy must be at least 1")
+    for key in ("base_occupancy", "max_adults"):
+        value = getattr(room, key)
+        if value is not None and not 1 <= value <= room.max_occupancy:
+            raise BadRequest(f"{where}{key} must be between 1 and max_occupancy")
+    return room
+
+
+def _children(raw: Any) -> tuple[ChildRate, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise BadRequest("children must be a list of {max_age, percent}")
+    bands = []
+    for i, item in enumerate(raw):
+        where = f"children[{i}]."
+        if not isinstance(item, dict):
+            raise BadRequest(f"children[{i}] must be an object")
+        band = ChildRate(_field(item, "max_age", int, where), _field(item, "percent", int, where))
+        if band.max_age > 17 or band.percent > 100:
+            raise BadRequest(f"{where}max_age must be at most 17 and percent at most 100")
+        bands.append(band)
+    ages = [band.max_age for band in bands]
+    if ages != sorted(set(ages)):
+        raise BadRequest("children must be in increasing max_age, each once")
+    return tuple(bands)
+
+
+def _seasons(raw: Any, codes: list[str]) -> tuple[SeasonSpec, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise BadRequest("seasons must be a list")
+    seasons = []
+    for i, item in enumerate(raw):
+        where = f"seasons[{i}]."
+        if not isinstance(item, dict):
+            raise BadRequest(f"seasons[{i}] must be an object")
+        start, end = _date(item.get("from"), f"{where}from"), _date(item.get("to"), f"{where}to")
+        if end < start:
+            raise BadRequest(f"{where}to is before from")
+        days = item.get("weekdays")
+        if days is not None and (
+            not isinstance(days, list) or not days or any(d not in WEEKDAYS for d in days)
+        ):
+            raise BadRequest(f"{where}weekdays must be a list of {', '.join(WEEKDAYS)}")
+        rooms = item.get("room_types")
+        if not isinstance(rooms, dict) or not rooms:
+            raise BadRequest(f"{where}room_types must be an object of room type codes")
+        values: dict[str, dict[str, int | bool]] = {}
+        for code, fields in rooms.items():
+            at = f"{where}room_types.{code}."
+            if code not in codes:
+                raise BadRequest(f"{where}room_types: {code!r} is not one of {', '.join(codes)}")
+            if not isinstance(fields, dict) or set(fields) - set(NIGHT_FIELDS):
+                raise BadRequest(f"{at[:-1]} must be an object of {', '.join(NIGHT_FIELDS)}")
+            values[code] = {key: _field(fields, key, _NIGHT_KINDS[key], at) for key in fields}
+            for key in ("min_stay", "max_stay"):
+                if values[code].get(key) == 0:
+                    raise BadRequest(f"{at}{key} must be at least 1")
+        weekdays = frozenset(WEEKDAYS.index(d) for d in days) if days is not None else None
+        seasons.append(SeasonSpec(start, end, weekdays, values))
+    return tuple(seasons)
+
+
 def parse_property(data: Any) -> PropertySpec:
     """Validate a property file's JSON; errors name the offending field."""
     if not isinstance(data, dict):
@@ -135,17 +259,7 @@ def parse_property(data: Any) -> PropertySpec:
         where = f"room_types[{i}]."
         if not isinstance(raw, dict):
             raise BadRequest(f"room_types[{i}] must be an object")
-        room = RoomTypeSpec(
-            code=_field(raw, "code", str, where),
-            name=_field(raw, "name", str, where),
-            max_occupancy=_field(raw, "max_occupancy", int, where),
-            units=_field(raw, "units", int, where),
-            rate_cents=_field(raw, "rate_cents", int, where),
-            calendars=_calendars(raw.get("calendars"), f"{where}calendars"),
-        )
-        if room.max_occupancy < 1:
-            raise BadRequest(f"{where}max_occupancy must be at least 1")
-        rooms.append(room)
+        rooms.append(_room_type(raw, where))
     codes = [room.code for room in rooms]
     if len(set(codes)) != len(codes):
         raise BadRequest("room_types codes must be unique")
@@ -187,4 +301,6 @@ def parse_property(data: Any) -> PropertySpec:
         start=start,
         end=end,
         staff_numbers=tuple(staff),
+        children=_children(data.get("children")),
+        seasons=_seasons(data.get("seasons"), codes),
     )

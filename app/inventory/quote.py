@@ -1,162 +1,274 @@
-"""Quotes: which room types can host a stay, night by night, in integer cents. Read only.
+"""Quotes: which room types can host a stay for a party, night by night, in integer cents.
+Read only.
 
-``quote`` lists the room types one of which hosts the party; ``offers`` the ways the inn
-hosts it, in one room or, when no single room is free and big enough, in several.
+``quote`` lists the room types one unit of which hosts the party; ``offers`` the ways the
+inn hosts it, in one unit or, when no single free unit is big enough, in several, the
+party split among them. Prices come from the database (the functions create_hold prices
+with), never from Python, so a quote is what the hold will charge.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+from collections import Counter
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import asyncpg
 
 from app.db import QUERIES
-from app.errors import BadRequest
+from app.errors import BadRequest, StayRuleBroken
 from app.inventory.properties import Property
-from app.inventory.stay import Stay
+from app.inventory.stay import Party, Stay
 
 
-@dataclass(frozen=True)
-class Night:
+class Night(NamedTuple):
     date: dt.date
-    rate_cents: int
+    rate_cents: int  # the party's price for the night
 
 
 @dataclass(frozen=True)
 class QuoteOption:
+    """One unit of a room type, priced for one party."""
+
     room_type_id: int
     code: str
     name: str
     max_occupancy: int
+    max_adults: int
     nights: tuple[Night, ...]
+    total_cents: int  # of the nights
     available: int = 1  # units free on every night of the stay
-
-    @property
-    def total_cents(self) -> int:
-        return sum(night.rate_cents for night in self.nights)
 
 
 @dataclass(frozen=True)
 class Offer:
-    """One way to host the whole party: units of one or more room types."""
+    """One way to host the whole party: units, each priced for the party sleeping in it."""
 
-    rooms: tuple[tuple[QuoteOption, int], ...]  # (room type, units), largest room first
+    units: tuple[tuple[QuoteOption, Party], ...]  # largest room first
 
     @property
     def total_cents(self) -> int:
-        return sum(option.total_cents * units for option, units in self.rooms)
-
-    @property
-    def units(self) -> int:
-        return sum(units for _, units in self.rooms)
+        return sum(option.total_cents for option, _ in self.units)
 
     @property
     def name(self) -> str:
-        """ "Suíte Mar" for one room, "2x Standard + Família" for several."""
-        return " + ".join(
-            option.name if units == 1 else f"{units}x {option.name}" for option, units in self.rooms
-        )
+        """ "Suíte Mar" for one unit, "2x Standard + Família" for several."""
+        counts = Counter(option.name for option, _ in self.units)
+        return " + ".join(name if n == 1 else f"{n}x {name}" for name, n in counts.items())
 
 
-async def _for_sale(
-    conn: asyncpg.Connection, prop: Property, stay: Stay, today: dt.date | None
-) -> tuple[list[QuoteOption], int, int]:
-    """Room types with every night of the stay for sale; the most guests one room hosts, and
-    the inn as a whole (each room type's occupancy times its rooms), over the stay's nights."""
-    if stay.checkin < (today or prop.today()):
+@dataclass(frozen=True)
+class _RoomType:
+    """A room type over the stay: what the calendar allows, and its price per party."""
+
+    priced: list[QuoteOption]  # for each party asked, in order
+    fits: list[bool]  # whether each party fits
+    for_sale: bool  # every night there, none stop-sold, a unit free, no stay rule against
+    rooms: int
+    refusal: StayRuleBroken | None
+
+    @property
+    def option(self) -> QuoteOption:
+        """Priced for the first party asked."""
+        return self.priced[0]
+
+
+async def _room_types(
+    conn: asyncpg.Connection, prop: Property, stay: Stay, parties: list[Party], today: dt.date
+) -> list[_RoomType]:
+    if stay.checkin < today:
         raise BadRequest("check-in is in the past")
-    rows = await conn.fetch(QUERIES["quote_nights"], prop.id, stay.checkin, stay.checkout)
-    by_room: dict[int, list[asyncpg.Record]] = {}
-    for row in rows:
-        by_room.setdefault(row["room_type_id"], []).append(row)
-    largest = max((nights[0]["max_occupancy"] for nights in by_room.values()), default=0)
-    capacity = sum(
-        nights[0]["max_occupancy"] * min(n["inv_total"] for n in nights)
-        for nights in by_room.values()
-    )
-    options = [
-        QuoteOption(
-            room_type_id=room_type_id,
-            code=nights[0]["code"],
-            name=nights[0]["name"],
-            max_occupancy=nights[0]["max_occupancy"],
-            nights=tuple(Night(n["date"], n["rate_cents"]) for n in nights),
-            available=min(n["available"] for n in nights),
+    # One read per party (usually one): the room types' nights priced for it.
+    reads = [
+        await conn.fetch(
+            QUERIES["quote_nights"],
+            prop.id,
+            stay.checkin,
+            stay.checkout,
+            party.adults,
+            list(party.children_ages),
         )
-        for room_type_id, nights in by_room.items()
-        if len(nights) == stay.nights
-        and all(n["available"] >= 1 and not n["stop_sell"] for n in nights)
+        for party in parties
     ]
-    options.sort(key=lambda option: (option.total_cents, option.room_type_id))
-    return options, largest, capacity
+    rows_of: dict[int, list[asyncpg.Record]] = {}
+    for rows in reads:
+        for row in rows:
+            rows_of.setdefault(row["room_type_id"], []).append(row)
+    found = []
+    for per_party in rows_of.values():
+        if len(per_party) != len(parties):
+            continue  # a room type created between the reads
+        first = per_party[0]
+        rule = first["rule"]
+        found.append(
+            _RoomType(
+                priced=[
+                    QuoteOption(
+                        room_type_id=row["room_type_id"],
+                        code=row["code"],
+                        name=row["name"],
+                        max_occupancy=row["max_occupancy"],
+                        max_adults=row["max_adults"],
+                        nights=tuple(map(Night, row["dates"] or (), row["prices"] or ())),
+                        total_cents=sum(row["prices"] or ()),
+                        available=max(row["available"] or 0, 0),
+                    )
+                    for row in per_party
+                ],
+                fits=[row["fits"] for row in per_party],
+                for_sale=first["nights"] == stay.nights
+                and first["open"]
+                and first["available"] >= 1
+                and rule is None,
+                rooms=first["rooms"] or 0,
+                refusal=_refusal(rule, first, stay),
+            )
+        )
+    return found
+
+
+def _refusal(rule: str | None, row: asyncpg.Record, stay: Stay) -> StayRuleBroken | None:
+    """The stay rule that refuses the stay, with the date that sets it and its bound."""
+    if rule is None or rule == "unavailable":
+        return None
+    if rule == "closed_to_departure":
+        return StayRuleBroken(rule, stay.checkout)
+    return StayRuleBroken(
+        rule, stay.checkin, row[rule] if rule in ("min_stay", "max_stay") else None
+    )
+
+
+def _cheapest(options: list[QuoteOption]) -> list[QuoteOption]:
+    return sorted(options, key=lambda option: (option.total_cents, option.room_type_id))
 
 
 async def quote(
-    conn: asyncpg.Connection, prop: Property, stay: Stay, *, today: dt.date | None = None
+    conn: asyncpg.Connection,
+    prop: Property,
+    stay: Stay,
+    party: Party | None = None,
+    *,
+    today: dt.date | None = None,
 ) -> list[QuoteOption]:
-    """Room types that host ``stay.guests`` with every night for sale, cheapest first.
+    """Room types one unit of which hosts the party (by default ``stay.guests`` adults)
+    with every night for sale and no stay rule against it, cheapest first.
 
-    Raises BadRequest for a stay in the past or more guests than any room type hosts.
+    Raises BadRequest for a stay in the past or a party no room type hosts.
     """
-    options, largest, _ = await _for_sale(conn, prop, stay, today)
-    if largest and largest < stay.guests:
-        raise BadRequest(f"no room hosts {stay.guests} guests (at most {largest})")
-    return [option for option in options if option.max_occupancy >= stay.guests]
+    party = party or Party(stay.guests)
+    room_types = await _room_types(conn, prop, stay, [party], today or prop.today())
+    if room_types and not any(rt.fits[0] for rt in room_types):
+        most = max(rt.option.max_occupancy for rt in room_types)
+        raise BadRequest(f"no room hosts this party of {party.guests} (at most {most})")
+    return _cheapest([rt.option for rt in room_types if rt.for_sale and rt.fits[0]])
 
 
 async def offers(
     conn: asyncpg.Connection,
     prop: Property,
     stay: Stay,
+    party: Party | None = None,
     *,
     today: dt.date | None = None,
     limit: int = 3,
 ) -> list[Offer]:
-    """Ways to host the whole party, fewest rooms then cheapest first: one room when a free
-    one is big enough, else several.
+    """Ways to host the whole party, fewest units then cheapest first: one unit when a
+    free one fits the party, else several, the party split among them.
 
-    Raises BadRequest for a stay in the past or more guests than the whole inn hosts.
+    Raises BadRequest for a stay in the past or more guests than the whole inn hosts, and
+    StayRuleBroken when a stay rule is all that keeps a room that fits from the party.
     """
-    options, _, capacity = await _for_sale(conn, prop, stay, today)
-    if capacity and capacity < stay.guests:
+    party = party or Party(stay.guests)
+    today = today or prop.today()
+    room_types = await _room_types(conn, prop, stay, [party], today)
+    capacity = sum(rt.option.max_occupancy * rt.rooms for rt in room_types)
+    if capacity and capacity < party.guests:
         raise BadRequest(f"the inn hosts at most {capacity} guests")
-    single = [Offer(((o, 1),)) for o in options if o.max_occupancy >= stay.guests]
-    found = single or _combinations(options, stay.guests)
-    unique = {tuple((o.room_type_id, n) for o, n in offer.rooms): offer for offer in found}
-    ranked = sorted(unique.values(), key=lambda offer: (offer.units, offer.total_cents))
+    single = [Offer(((rt.option, party),)) for rt in room_types if rt.for_sale and rt.fits[0]]
+    if single:
+        return sorted(single, key=lambda offer: offer.total_cents)[:limit]
+    refused = [rt.refusal for rt in room_types if rt.refusal and rt.fits[0]]
+    for_sale = [rt.option for rt in room_types if rt.for_sale]
+    splits = [
+        split for units in _combinations(for_sale, party.guests) if (split := _split(units, party))
+    ]
+    if not splits:
+        if refused:
+            raise refused[0]
+        return []
+    # The parties the units would take, priced on their room types in one more read.
+    wanted = {p: i for i, p in enumerate(dict.fromkeys(p for split in splits for _, p in split))}
+    priced = {
+        rt.option.room_type_id: rt
+        for rt in await _room_types(conn, prop, stay, list(wanted), today)
+    }
+    found = [
+        Offer(tuple((priced[o.room_type_id].priced[wanted[p]], p) for o, p in split))
+        for split in splits
+        if all(priced[o.room_type_id].fits[wanted[p]] for o, p in split)
+    ]
+    unique = {tuple((o.room_type_id, p) for o, p in offer.units): offer for offer in found}
+    ranked = sorted(unique.values(), key=lambda offer: (len(offer.units), offer.total_cents))
     return ranked[:limit]
 
 
-def _combinations(options: list[QuoteOption], guests: int) -> list[Offer]:
-    """Several rooms for a party no free room hosts alone: rooms of one type each, and the
-    largest rooms first topped up with the cheapest room that fits the rest."""
+def _combinations(options: list[QuoteOption], guests: int) -> list[list[QuoteOption]]:
+    """Units for a party no free unit hosts alone: units of one room type each, and the
+    largest units first topped up with the cheapest that fits the rest."""
     found = [
-        _offer({o: math.ceil(guests / o.max_occupancy)})
+        [o] * math.ceil(guests / o.max_occupancy)
         for o in options
         if math.ceil(guests / o.max_occupancy) <= o.available
     ]
-    units: dict[QuoteOption, int] = {}
+    taken: Counter[int] = Counter()
+    units: list[QuoteOption] = []
     left = guests
     for option in sorted(options, key=lambda o: (-o.max_occupancy, o.total_cents)):
-        units[option] = min(option.available, left // option.max_occupancy)
-        left -= units[option] * option.max_occupancy
+        n = min(option.available, left // option.max_occupancy)
+        units += [option] * n
+        taken[option.room_type_id] += n
+        left -= n * option.max_occupancy
     while left > 0:
-        spare = [o for o in options if units.get(o, 0) < o.available]
+        spare = [o for o in options if taken[o.room_type_id] < o.available]
         if not spare:
-            return found  # every free room together is too small
+            return found  # every free unit together is too small
         fits = [o for o in spare if o.max_occupancy >= left]
         pick = (
             min(fits, key=lambda o: o.total_cents)
             if fits
             else max(spare, key=lambda o: o.max_occupancy)
         )
-        units[pick] = units.get(pick, 0) + 1
+        units.append(pick)
+        taken[pick.room_type_id] += 1
         left -= pick.max_occupancy
-    return [*found, _offer(units)]
+    return [*found, units]
 
 
-def _offer(units: dict[QuoteOption, int]) -> Offer:
-    rooms = [(option, n) for option, n in units.items() if n]
-    return Offer(tuple(sorted(rooms, key=lambda room: (-room[0].max_occupancy, room[0].name))))
+def _split(units: list[QuoteOption], party: Party) -> list[tuple[QuoteOption, Party]] | None:
+    """The party spread over the units, largest first: an adult in each, then the other
+    adults as each unit's adults allow, then the children (oldest first) where room is
+    left. None when the party cannot be spread so (fewer adults than units)."""
+    units = sorted(units, key=lambda o: (-o.max_occupancy, o.name))
+    if party.adults < len(units):
+        return None
+    adults = [1] * len(units)
+    left = party.adults - len(units)
+    for i, option in enumerate(units):
+        more = min(left, min(option.max_adults, option.max_occupancy) - 1)
+        adults[i] += more
+        left -= more
+    if left:
+        return None
+    children: list[list[int | None]] = [[] for _ in units]
+    oldest_first = sorted(party.children_ages, key=lambda age: -1 if age is None else -age)
+    for age in oldest_first:
+        room = next(
+            (i for i, o in enumerate(units) if adults[i] + len(children[i]) < o.max_occupancy),
+            None,
+        )
+        if room is None:
+            return None
+        children[room].append(age)
+    return [(option, Party(adults[i], tuple(children[i]))) for i, option in enumerate(units)]

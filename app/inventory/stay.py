@@ -32,3 +32,27 @@ class Stay:
 
     def dates(self) -> list[dt.date]:
         return [self.checkin + dt.timedelta(days=i) for i in range(self.nights)]
+
+
+@dataclass(frozen=True)
+class Party:
+    """Who sleeps in one unit: adults, and each child's age (None: not said, priced as an
+    adult)."""
+
+    adults: int
+    children_ages: tuple[int | None, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.adults <= MAX_GUESTS:
+            raise BadRequest(f"adults must be between 1 and {MAX_GUESTS}")
+        if any(age is not None and not 0 <= age <= 17 for age in self.children_ages):
+            raise BadRequest("a child's age must be between 0 and 17")
+        if self.guests > MAX_GUESTS:
+            raise BadRequest(f"guests must be between 1 and {MAX_GUESTS}")
+
+    @property
+    def guests(self) -> int:
+        return self.adults + len(self.children_ages)
+
+    def as_json(self) -> dict[str, object]:
+        return {"adults": self.adults, "children_ages": list(self.children_ages)}

@@ -23,7 +23,7 @@ from app.channels.tokens import export_token
 from app.dev.fake_channel import FakeChannel
 from app.dev.postgres import free_port
 from app.errors import NothingAvailable
-from app.inventory.holds import HoldRequest, create_hold
+from app.inventory.holds import create_hold
 from app.inventory.properties import Property, get_property
 from app.inventory.property_file import CalendarSpec, PropertySpec, RoomTypeSpec
 from app.inventory.quote import quote
@@ -33,7 +33,7 @@ from app.ops.checks import run_check
 from app.pii import pii_keys
 from tests.e2e.conftest import Stack, running_stack, worker_task
 from tests.e2e.test_commands import _env
-from tests.support import connections, eventually, run_cli
+from tests.support import connections, eventually, hold_request, run_cli
 
 ICAL_SECRET = "test-ical-secret"
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ical"
@@ -153,7 +153,7 @@ def closed_nights(feed: bytes) -> set[dt.date]:
 
 async def book_here(stack: Stack, inn: Inn, first: int, nights: int) -> None:
     """A reservation of ours: a hold, converted as a paid checkout would."""
-    request = HoldRequest(
+    request = hold_request(
         inn.property.id,
         Stay(inn.night(first), inn.night(first + nights), 2),
         ((inn.room_type_id, 1),),
@@ -235,7 +235,7 @@ async def test_the_export_shows_runs_per_channel(stack: Stack, channel: FakeChan
     max-age; a wrong or rotated-away token is a 404."""
     inn = await make_inn(stack, channel)
     await book_here(stack, inn, 2, 2)  # nights 2, 3
-    request = HoldRequest(
+    request = hold_request(
         inn.property.id,
         Stay(inn.night(4), inn.night(5), 2),
         ((inn.room_type_id, 1),),
@@ -458,7 +458,7 @@ async def test_a_sync_racing_fifty_holds_for_the_last_unit(
     stay = Stay(inn.night(5), inn.night(7), 2)
 
     async def hold(conn: object) -> bool:
-        request = HoldRequest(inn.property.id, stay, ((inn.room_type_id, 1),), uuid.uuid4().hex)
+        request = hold_request(inn.property.id, stay, ((inn.room_type_id, 1),), uuid.uuid4().hex)
         try:
             await create_hold(conn, request, ttl_seconds=2400)  # type: ignore[arg-type]
         except NothingAvailable:

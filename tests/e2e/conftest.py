@@ -26,7 +26,6 @@ from app.dev.fake_graph import FakeGraph, signature
 from app.dev.fake_stripe import FakeStripe
 from app.dev.postgres import free_port
 from app.dev.tasks_emulator import TasksEmulator
-from app.inventory.holds import HoldRequest
 from app.inventory.property_file import PropertySpec, RoomTypeSpec
 from app.inventory.setup import import_property
 from app.inventory.stay import Stay
@@ -37,7 +36,7 @@ from app.settings import Secret, Settings
 from app.tasks.outbox import relaying
 from app.tasks.queue import TaskQueue, queue_config
 from tests.inventory.conftest import START, Calendar, make_calendar
-from tests.support import serve_app
+from tests.support import hold_request, serve_app
 
 SERVICE_ACCOUNT = "tasks@hotelly-test.iam.gserviceaccount.com"
 WEBHOOK_SECRET = "whsec_test_secret"
@@ -144,7 +143,7 @@ async def calendar(stack: Stack, units: int = 2) -> Calendar:
 async def book(stack: Stack, cal: Calendar, first: int = 0, nights: int = 2) -> Booking:
     """Hold one 'std' room and open its Checkout Session, as the app does on a "yes"."""
     checkin = cal.start + dt.timedelta(days=first)
-    request = HoldRequest(
+    request = hold_request(
         cal.property.id,
         Stay(checkin, checkin + dt.timedelta(days=nights), 2),
         ((cal.room_type_ids["std"], 1),),

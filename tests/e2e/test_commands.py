@@ -13,6 +13,8 @@ import orjson
 from app.dev.fake_evolution import FakeEvolution
 from app.dev.fake_graph import inbound_envelope
 from app.dev.fake_stripe import CUSTOMER, event
+from app.inventory.property_file import ChildRate, PropertySpec, RoomTypeSpec, SeasonSpec
+from app.inventory.setup import import_property
 from tests.e2e.conftest import (
     APP_SECRET,
     CONTACT_HASH_KEY,
@@ -22,7 +24,7 @@ from tests.e2e.conftest import (
     WEBHOOK_SECRET,
     Stack,
 )
-from tests.inventory.conftest import make_calendar
+from tests.inventory.conftest import START, make_calendar
 from tests.support import ROOT, app_env, eventually
 
 
@@ -258,3 +260,52 @@ async def test_dev_whatsapp_posts_as_an_evolution_gateway(
         stack, "dev", "whatsapp", "--property", "evo-inn", "--from", phone, "x"
     )
     assert code == 1 and refused["error"] == "bad_request"  # that inn is not on Meta
+
+
+async def test_dev_hold_prices_the_party_and_names_the_rule_it_breaks(stack: Stack) -> None:
+    """`--adults` and `--children-ages` price the unit for its party (`--guests N` is N
+    adults); a stay a rule refuses exits 1 with {"error": "<rule>", "date", "nights"}."""
+    room = RoomTypeSpec("fam", "Família", 4, 2, 30000, base_occupancy=2, extra_adult_cents=10000)
+    spec = PropertySpec(
+        code="rules-inn",
+        name="Pousada",
+        timezone="America/Sao_Paulo",
+        currency="BRL",
+        whatsapp={"phone_number_id": "pn-rules-inn"},
+        room_types=(room,),
+        overrides=(),
+        start=START,
+        end=START + dt.timedelta(days=10),
+        children=(ChildRate(5, 0), ChildRate(11, 50)),
+        seasons=(
+            SeasonSpec(
+                START + dt.timedelta(days=4),
+                START + dt.timedelta(days=6),
+                None,
+                {"fam": {"min_stay": 3}},
+            ),
+        ),
+    )
+    async with stack.pool.acquire() as conn:
+        await import_property(conn, spec)
+
+    def hold(first: int, last: int, *party: str) -> list[str]:
+        return [
+            "dev", "hold", "--property", "rules-inn", "--room-type", "fam",
+            "--checkin", (START + dt.timedelta(days=first)).isoformat(),
+            "--checkout", (START + dt.timedelta(days=last)).isoformat(), *party,
+        ]  # fmt: skip
+
+    code, held = await _cli(stack, *hold(0, 2, "--adults", "2", "--children-ages", "5,8"))
+    assert code == 0 and held["amount_total"] == 2 * (30000 + 5000), held
+    code, held = await _cli(stack, *hold(2, 3, "--guests", "3"))
+    assert code == 0 and held["amount_total"] == 30000 + 10000, held
+    code, refused = await _cli(stack, *hold(4, 6, "--adults", "2"))
+    assert code == 1
+    assert {k: refused[k] for k in ("error", "date", "nights")} == {
+        "error": "min_stay",
+        "date": (START + dt.timedelta(days=4)).isoformat(),
+        "nights": "3",
+    }
+    code, _ = await _cli_output(stack, *hold(0, 1, "--adults", "2", "--children-ages", "5,x"))
+    assert code == 2  # argparse's usage error

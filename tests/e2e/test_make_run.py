@@ -24,7 +24,7 @@ import pytest
 from dotenv import dotenv_values
 
 from app.dev.postgres import free_port
-from tests.support import ROOT, app_env, eventually
+from tests.support import ROOT, app_env, eventually, sample_stay
 
 PHONE = "+5511977776666"
 EVO_PHONE = "+5511922221111"
@@ -118,12 +118,9 @@ def _transcript(env: dict[str, str], outbound: int, phone: str = PHONE) -> list[
 
 
 def test_a_guest_books_through_make_run(stack_env: dict[str, str], tmp_path: Path) -> None:
-    today = dt.datetime.now(ZoneInfo("America/Sao_Paulo")).date()
-    checkin = today + dt.timedelta(days=20)
+    checkin, checkout = sample_stay(2)
     said = [
-        TEXTS[0].format(
-            checkin=f"{checkin:%d/%m/%Y}", checkout=f"{checkin + dt.timedelta(days=2):%d/%m/%Y}"
-        ),
+        TEXTS[0].format(checkin=f"{checkin:%d/%m/%Y}", checkout=f"{checkout:%d/%m/%Y}"),
         TEXTS[1],
     ]
     log_path = tmp_path / "stack.log"

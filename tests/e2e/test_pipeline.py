@@ -30,7 +30,7 @@ from tests.e2e.conftest import Stack, book, calendar, worker_task
 from tests.e2e.test_commands import _cli
 from tests.e2e.test_whatsapp_flow import replies, say
 from tests.inventory.conftest import Calendar, make_calendar
-from tests.support import eventually
+from tests.support import eventually, hold_request
 
 
 async def _outbox_row(stack: Stack, outbox_id: int) -> dict[str, object]:
@@ -161,7 +161,7 @@ async def test_a_relay_failure_after_commit_is_not_the_callers_error(stack: Stac
 
 def _request(cal: Calendar) -> HoldRequest:
     stay = Stay(cal.start, cal.start + dt.timedelta(days=1), 2)
-    return HoldRequest(cal.property.id, stay, ((cal.room_type_ids["std"], 1),), uuid.uuid4().hex)
+    return hold_request(cal.property.id, stay, ((cal.room_type_ids["std"], 1),), uuid.uuid4().hex)
 
 
 # ---- a task lost after its receipt was marked enqueued ---------------------------------

@@ -19,12 +19,11 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import orjson
 
 from tests.e2e.test_make_run import dev_up, ports_env
-from tests.support import ROOT, app_env, eventually, run_cli
+from tests.support import ROOT, app_env, eventually, run_cli, sample_stay
 
 MONTHS_PT = [
     "janeiro",
@@ -120,9 +119,7 @@ def test_the_readme_walk_through_works_as_written() -> None:
     readme = (ROOT / "README.md").read_text()
     direct = _commands(_block_after(readme, "With `make run` up"))
     whatsapp = _commands(_block_after(readme, "Or book as a guest would, on WhatsApp"))
-    today = dt.datetime.now(ZoneInfo("America/Sao_Paulo")).date()
-    checkin = today + dt.timedelta(days=20)
-    checkout = checkin + dt.timedelta(days=2)
+    checkin, checkout = sample_stay(2)
 
     with _make_run_without_configuration() as env:
         hold_id = ""

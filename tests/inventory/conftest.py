@@ -33,7 +33,9 @@ async def make_calendar(
     days: int = 30,
     overrides: tuple[OverrideSpec, ...] = (),
 ) -> Calendar:
-    """Import a property with ``rooms`` = [(code, max_occupancy, units, rate_cents)]."""
+    """Import a property with ``rooms`` = [(code, max_occupancy, units, rate_cents)] and
+    ``days`` nights from ``start``; the calendar also has the morning after the last
+    night, since a stay can only check out on a date the calendar has."""
     spec = PropertySpec(
         code=code,
         name="Pousada Teste",
@@ -45,7 +47,7 @@ async def make_calendar(
         ),
         overrides=overrides,
         start=start,
-        end=start + dt.timedelta(days=days - 1),
+        end=start + dt.timedelta(days=days),
     )
     await import_property(conn, spec)
     prop = await get_property(conn, code)

@@ -23,6 +23,7 @@ from app.inventory.holds import (
     Conversion,
     Hold,
     HoldRequest,
+    Unit,
     cancel_hold,
     convert_hold,
     create_hold,
@@ -30,9 +31,9 @@ from app.inventory.holds import (
     expire_hold,
 )
 from app.inventory.property_file import OverrideSpec
-from app.inventory.stay import Stay
+from app.inventory.stay import Party, Stay
 from tests.inventory.conftest import START, Calendar, make_calendar
-from tests.support import connections
+from tests.support import connections, hold_request, rooms_of
 
 TTL = 3600
 ATTEMPTS = 200
@@ -87,7 +88,7 @@ def stay_at(cal: Calendar, first: int, nights: int = 1, guests: int = 1) -> Stay
 def request(
     cal: Calendar, stay: Stay, rooms: dict[str, int], key: str | None = None
 ) -> HoldRequest:
-    return HoldRequest(
+    return hold_request(
         property_id=cal.property.id,
         stay=stay,
         rooms=tuple((cal.room_type_ids[code], qty) for code, qty in rooms.items()),
@@ -199,6 +200,56 @@ async def test_one_night_is_sold_exactly_capacity_times(
     )
 
 
+async def test_two_unit_holds_with_two_parties_are_all_or_nothing(
+    conn: asyncpg.Connection, db_url: str
+) -> None:
+    """40 holds of a standard room and a family room (two parties: 2 adults; 2 adults and a
+    child of 8) race 40 holds of one standard room for a night with 2 standard rooms and 1
+    family room: the standard rooms sell exactly twice, the family room at most once and
+    only with a standard room, and each winner owns every line and night it asked for,
+    priced for its own party."""
+    cal = await make_calendar(conn, [("std", 2, 2, 30000), ("fam", 4, 1, 50000)], days=1)
+    std, fam = cal.room_type_ids["std"], cal.room_type_ids["fam"]
+    stay = stay_at(cal, 0, 1, guests=5)
+    pair = (Unit(std, Party(2)), Unit(fam, Party(2, (8,))))
+    requests = [HoldRequest(cal.property.id, stay, pair, f"pair-{i}") for i in range(40)]
+    alone = stay_at(cal, 0, 1, guests=2)
+    requests += [
+        HoldRequest(cal.property.id, alone, (Unit(std, Party(2)),), f"one-{i}") for i in range(40)
+    ]
+    random.Random(7).shuffle(requests)
+
+    async with connections(db_url, CONNECTIONS) as conns:
+        results = await fan_out(conns, [hold_job(r) for r in requests])
+
+    assert all(isinstance(r, Hold | NothingAvailable) for r in results), kinds(results)
+    winners = {r.id: req for r, req in zip(results, requests, strict=True) if isinstance(r, Hold)}
+    pairs = [req for req in winners.values() if len(req.units) == 2]
+    held = dict(
+        await conn.fetch("SELECT room_type_id, inv_held FROM ari_days WHERE date = $1", cal.start)
+    )
+    assert held == {std: 2, fam: len(pairs)} and len(pairs) <= 1
+    for hold_id, req in winners.items():
+        lines = await conn.fetch(
+            "SELECT room_type_id, adults, children_ages, total_cents FROM hold_units"
+            " WHERE hold_id = $1 ORDER BY unit",
+            hold_id,
+        )
+        assert [(r["room_type_id"], r["adults"], tuple(r["children_ages"])) for r in lines] == [
+            (u.room_type_id, u.party.adults, u.party.children_ages) for u in req.units
+        ]
+        assert [r["total_cents"] for r in lines] == [
+            30000 if u.room_type_id == std else 50000 for u in req.units
+        ]
+        nights = await conn.fetch(
+            "SELECT room_type_id, qty FROM hold_nights WHERE hold_id = $1", hold_id
+        )
+        assert sorted(map(tuple, nights)) == sorted(rooms_of(req))
+    assert await conn.fetchval("SELECT count(*) FROM hold_units") == sum(
+        len(req.units) for req in winners.values()
+    )
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 async def test_overlapping_multi_night_claims_are_all_or_nothing(
     conn: asyncpg.Connection, db_url: str, seed: int
@@ -235,10 +286,10 @@ async def test_overlapping_multi_night_claims_are_all_or_nothing(
             rooms = {"std": 1, "fam": 1}
         else:
             rooms = {rng.choice(codes): rng.choice((1, 1, 2))}
-        requests.append(request(cal, stay_at(cal, first, nights), rooms))
+        requests.append(request(cal, stay_at(cal, first, nights, sum(rooms.values())), rooms))
 
     def nights_of(req: HoldRequest) -> dict[Night, int]:
-        return {(rt, day): qty for rt, qty in req.rooms for day in req.stay.dates()}
+        return {(rt, day): qty for rt, qty in rooms_of(req) for day in req.stay.dates()}
 
     async with connections(db_url, CONNECTIONS) as conns:
         results = await fan_out(conns, [hold_job(r) for r in requests])
@@ -262,7 +313,8 @@ async def test_overlapping_multi_night_claims_are_all_or_nothing(
         expected_held.update(nights_of(req))
     ids = {rt: code for code, rt in cal.room_type_ids.items()}
     rows = await conn.fetch(
-        "SELECT room_type_id, date, inv_total, inv_held, inv_booked FROM ari_days"
+        "SELECT room_type_id, date, inv_total, inv_held, inv_booked FROM ari_days WHERE date < $1",
+        start + dt.timedelta(days=days),
     )
     assert len(rows) == len(totals)
     for row in rows:

@@ -12,14 +12,16 @@ from app.errors import BadRequest, IdempotencyConflict, NotFound, NothingAvailab
 from app.inventory.holds import (
     Hold,
     HoldRequest,
+    Unit,
     cancel_hold,
     convert_hold,
     create_hold,
     expire_due_holds,
     expire_hold,
 )
-from app.inventory.stay import Stay
+from app.inventory.stay import Party, Stay
 from tests.inventory.conftest import Calendar, make_calendar
+from tests.support import hold_request
 
 TTL = 600
 
@@ -33,7 +35,7 @@ def _request(
     cal: Calendar, stay: Stay, rooms: dict[str, int] | None = None, key: str | None = None
 ) -> HoldRequest:
     rooms = rooms or {"std": 1}
-    return HoldRequest(
+    return hold_request(
         property_id=cal.property.id,
         stay=stay,
         rooms=tuple((cal.room_type_ids[code], qty) for code, qty in rooms.items()),
@@ -96,7 +98,11 @@ async def test_create_hold_claims_every_night_and_writes_outbox(conn, calendar) 
 async def test_hold_over_two_room_types_is_one_claim(conn, calendar) -> None:  # type: ignore[no-untyped-def]
     """Several room types in one request are held together, with the combined price."""
     stay = _stay(calendar, 0, 2, guests=6)
-    hold = await create_hold(conn, _request(calendar, stay, {"std": 1, "fam": 1}), ttl_seconds=TTL)
+    ids = calendar.room_type_ids
+    units = (Unit(ids["std"], Party(2)), Unit(ids["fam"], Party(4)))
+    hold = await create_hold(
+        conn, HoldRequest(calendar.property.id, stay, units, "k"), ttl_seconds=TTL
+    )
     assert hold.total_cents == 2 * (30000 + 50000)
     assert await _counters(conn, calendar, "std", stay) == [(1, 0)] * 2
     assert await _counters(conn, calendar, "fam", stay) == [(1, 0)] * 2
@@ -138,7 +144,7 @@ async def test_partial_availability_claims_nothing(conn) -> None:  # type: ignor
     [
         ({"std": 1}, 3, 0, 2, BadRequest),  # too many guests for one std
         ({"std": 1}, 2, 28, 5, NothingAvailable),  # runs past the calendar
-        ({"std": 11}, 2, 0, 1, NothingAvailable),  # more rooms than exist
+        ({"std": 11}, 11, 0, 1, NothingAvailable),  # more rooms than exist
     ],
 )
 async def test_invalid_or_impossible_requests_are_refused(  # type: ignore[no-untyped-def]
@@ -324,18 +330,23 @@ async def test_sweep_expires_only_due_active_holds(conn, calendar) -> None:  # t
 
 
 async def test_hold_request_validation() -> None:
-    """A request names each room type once, with a positive quantity and a usable key."""
+    """A request names at least one unit, its parties add up to the stay's guests, and its
+    key is usable; a party has an adult and children aged 0-17."""
     stay = Stay(dt.date(2031, 1, 1), dt.date(2031, 1, 2), 2)
-    for rooms, key in [((), "k"), (((1, 1), (1, 1)), "k"), (((1, 0),), "k"), (((1, 1),), "")]:
+    two = (Unit(1, Party(2)),)
+    for units, key in [((), "k"), ((Unit(1, Party(1)),), "k"), (two * 2, "k"), (two, "")]:
         with pytest.raises(BadRequest):
-            HoldRequest(property_id=1, stay=stay, rooms=rooms, idempotency_key=key)
+            HoldRequest(property_id=1, stay=stay, units=units, idempotency_key=key)
+    for adults, ages in [(0, (5,)), (1, (18,)), (1, (-1,))]:
+        with pytest.raises(BadRequest):
+            Party(adults, ages)
 
 
 async def test_room_type_of_another_property_is_refused(conn) -> None:  # type: ignore[no-untyped-def]
     """A request mixing the property's room type with another property's claims nothing."""
     a = await make_calendar(conn, [("std", 2, 1, 100)], code="inn-a", days=3)
     b = await make_calendar(conn, [("std", 2, 1, 100)], code="inn-b", days=3)
-    request = HoldRequest(
+    request = hold_request(
         a.property.id,
         _stay(a, 0, 1),
         ((a.room_type_ids["std"], 1), (b.room_type_ids["std"], 1)),

@@ -14,6 +14,7 @@ backdating expires_at, never by waiting.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import random
 import re
@@ -30,17 +31,18 @@ from app.inventory.holds import (
     Conversion,
     Hold,
     HoldRequest,
+    Unit,
     cancel_hold,
     convert_hold,
     create_hold,
     expire_due_holds,
     expire_hold,
 )
-from app.inventory.setup import set_ari
-from app.inventory.stay import Stay
+from app.inventory.setup import AriChange, set_ari
+from app.inventory.stay import Party, Stay
 from app.ops.checks import run_check
 from tests.inventory.conftest import Calendar, make_calendar
-from tests.support import connections
+from tests.support import connections, hold_request, rooms_of
 
 # (code, max_occupancy, units, rate_cents): few rooms, so nights sell out.
 ROOMS = [("std", 2, 3, 30000), ("fam", 4, 2, 50000), ("suite", 2, 1, 80000)]
@@ -108,7 +110,7 @@ class Model:
 
 
 def nights_of(request: HoldRequest) -> dict[Night, int]:
-    return {(rt, day): qty for rt, qty in request.rooms for day in request.stay.dates()}
+    return {(rt, day): qty for rt, qty in rooms_of(request) for day in request.stay.dates()}
 
 
 @dataclass
@@ -132,10 +134,12 @@ def random_request(rng: random.Random, cal: Calendar) -> HoldRequest:
     nights = rng.randint(1, min(3, DAYS - first))
     codes = rng.sample([code for code, *_ in ROOMS], k=rng.choice((1, 1, 1, 2)))
     checkin = cal.start + dt.timedelta(days=first)
-    return HoldRequest(
+    rooms = tuple((cal.room_type_ids[code], rng.choice((1, 1, 2))) for code in codes)
+    units = sum(qty for _, qty in rooms)
+    return hold_request(
         property_id=cal.property.id,
-        stay=Stay(checkin, checkin + dt.timedelta(days=nights), rng.randint(1, 2)),
-        rooms=tuple((cal.room_type_ids[code], rng.choice((1, 1, 2))) for code in codes),
+        stay=Stay(checkin, checkin + dt.timedelta(days=nights), units + rng.randint(0, 1)),
+        rooms=rooms,
         idempotency_key=f"k-{uuid.UUID(int=rng.getrandbits(128)).hex}",
     )
 
@@ -176,9 +180,7 @@ def plan_batch(rng: random.Random, model: Model) -> list[Op]:
         if kind == "replay":
             ops.append(Op("replay", hold=hold, request=hold.request))
         elif kind == "conflict":
-            stay = hold.request.stay
-            other = Stay(stay.checkin, stay.checkout, 3 - stay.guests)
-            ops.append(Op("conflict", hold=hold, request=_with_stay(hold.request, other)))
+            ops.append(Op("conflict", hold=hold, request=_one_more_adult(hold.request)))
         elif kind in ("expire", "cancel"):
             ops.append(Op(kind, hold=hold))
         elif kind == "sweep":
@@ -189,8 +191,15 @@ def plan_batch(rng: random.Random, model: Model) -> list[Op]:
     return ops
 
 
-def _with_stay(request: HoldRequest, stay: Stay) -> HoldRequest:
-    return HoldRequest(request.property_id, stay, request.rooms, request.idempotency_key)
+def _one_more_adult(request: HoldRequest) -> HoldRequest:
+    """The same key for another request: one more adult in the first unit."""
+    stay, (first, *rest) = request.stay, request.units
+    party = Party(first.party.adults + 1, first.party.children_ages)
+    return dataclasses.replace(
+        request,
+        stay=Stay(stay.checkin, stay.checkout, stay.guests + 1),
+        units=(Unit(first.room_type_id, party), *rest),
+    )
 
 
 def _plan_convert(rng: random.Random, model: Model, hold: ModelHold) -> Op:
@@ -232,7 +241,7 @@ async def execute(op: Op, conn: asyncpg.Connection) -> Any:
                 room_type_code=op.room_code,
                 start=op.first,
                 end=op.last,
-                total=op.total,
+                change=AriChange(inv_total=op.total),
             )
         assert op.hold is not None
         if op.kind == "expire":
@@ -492,7 +501,7 @@ async def test_concurrent_operations_agree_with_model(
         (rt, cal.start + dt.timedelta(days=d)): units
         for code, _, units, _ in ROOMS
         for rt in [cal.room_type_ids[code]]
-        for d in range(DAYS)
+        for d in range(DAYS + 1)  # the calendar has the last night's check-out morning
     }
     model = Model(cal=cal, totals=totals)
     tally: Counter[str] = Counter()

@@ -19,9 +19,10 @@ from typing import Any
 import asyncpg
 import pytest
 
-from app.inventory.holds import HoldRequest, create_hold, expire_due_holds
+from app.inventory.holds import create_hold, expire_due_holds
 from app.inventory.stay import Stay
 from tests.inventory.conftest import Calendar, make_calendar
+from tests.support import hold_request
 
 ROOM_TYPES = 8
 DAYS = 365
@@ -102,7 +103,9 @@ async def explain_generic(
 
 def _stay(cal: Calendar, first: int, nights: int) -> Stay:
     checkin = cal.start + dt.timedelta(days=first)
-    return Stay(checkin, checkin + dt.timedelta(days=nights), 1)
+    return Stay(
+        checkin, checkin + dt.timedelta(days=nights), 2
+    )  # two guests: one in each of two units
 
 
 @pytest.fixture
@@ -139,7 +142,7 @@ async def busy_calendar(conn: asyncpg.Connection) -> Calendar:
     active = []
     for i in range(ACTIVE_HOLDS):
         rooms = ((room_ids[i % ROOM_TYPES], 1), (room_ids[(i + 3) % ROOM_TYPES], 1))
-        request = HoldRequest(cal.property.id, _stay(cal, i % 360, 2), rooms, f"active-{i}")
+        request = hold_request(cal.property.id, _stay(cal, i % 360, 2), rooms, f"active-{i}")
         active.append(await create_hold(conn, request, ttl_seconds=900 + i))
     await conn.execute(
         "UPDATE holds SET expires_at = now() - interval '1 minute' WHERE id = ANY($1::uuid[])",
@@ -234,7 +237,7 @@ async def test_real_functions_use_the_indexes(
         ids = busy_calendar.room_type_ids
         for i in range(8):
             rooms = ((ids["room0"], 1), (ids["room6"], 1))
-            request = HoldRequest(
+            request = hold_request(
                 busy_calendar.property.id, _stay(busy_calendar, 300 + i, 3), rooms, f"plan-{i}"
             )
             await create_hold(conn, request, ttl_seconds=900)
@@ -247,10 +250,14 @@ async def test_real_functions_use_the_indexes(
     def statements(*fragments: str) -> list[dict[str, Any]]:
         return [p["Plan"] for p in plans if all(f in p.get("Query Text", "") for f in fragments)]
 
-    claims = statements("p_room_type_ids", "FOR NO KEY UPDATE OF a")
+    claims = statements("v_room_type_ids", "FOR NO KEY UPDATE OF a")
     assert len(claims) == 8, [p.get("Query Text") for p in plans]
     for tree in claims:
         assert "ari_days_room_type_id_date_key" in index_names(tree), tree
+    # create_hold's reads that validate and price the request, too: none scans the calendar.
+    reads = statements("ari_days", "p_checkin")
+    assert len(reads) > len(claims)
+    for tree in reads:
         assert "ari_days" not in seq_scanned(tree), tree
     (selection,) = statements("FOR UPDATE SKIP LOCKED")
     assert "holds_active_expires_at_idx" in index_names(selection), selection

@@ -11,14 +11,14 @@ import orjson
 import pytest
 
 from app.errors import BadRequest, Conflict, NotFound
-from app.inventory.holds import HoldRequest, create_hold
+from app.inventory.holds import create_hold
 from app.inventory.property_file import parse_property
-from app.inventory.setup import import_property, set_ari
+from app.inventory.setup import AriChange, import_property, set_ari
 from app.inventory.stay import Stay
 from app.pii import pii_keys
 from app.settings import Secret, Settings
 from tests.inventory.conftest import START, make_calendar
-from tests.support import ROOT, SERVE_ENV, app_env, run_cli
+from tests.support import ROOT, SERVE_ENV, app_env, hold_request, run_cli
 
 SAMPLE = ROOT / "docs" / "examples" / "property.json"
 # The sample names a staff number, which is stored only encrypted.
@@ -110,7 +110,7 @@ async def test_import_refuses_total_below_committed(conn) -> None:  # type: igno
     for _ in range(2):
         await create_hold(
             conn,
-            HoldRequest(cal.property.id, stay, ((cal.room_type_ids["std"], 1),), uuid.uuid4().hex),
+            hold_request(cal.property.id, stay, ((cal.room_type_ids["std"], 1),), uuid.uuid4().hex),
             ttl_seconds=600,
         )
     with pytest.raises(Conflict) as refused:
@@ -153,8 +153,7 @@ async def test_ari_set_changes_range_and_refuses_overcommit(conn, calendar) -> N
         room_type_code="std",
         start=START,
         end=end,
-        rate_cents=31000,
-        stop_sell=True,
+        change=AriChange(rate_cents=31000, stop_sell=True),
     )
     assert changed == 3
     assert (
@@ -164,31 +163,51 @@ async def test_ari_set_changes_range_and_refuses_overcommit(conn, calendar) -> N
             room_type_code="std",
             start=START,
             end=end,
-            rate_cents=31000,
+            change=AriChange(rate_cents=31000),
         )
         == 0
     )
     stay = Stay(START + dt.timedelta(days=1), START + dt.timedelta(days=2), 2)
     await set_ari(
-        conn, property_code="test-inn", room_type_code="std", start=START, end=end, stop_sell=False
+        conn,
+        property_code="test-inn",
+        room_type_code="std",
+        start=START,
+        end=end,
+        change=AriChange(stop_sell=False),
     )
     await create_hold(
         conn,
-        HoldRequest(calendar.property.id, stay, ((calendar.room_type_ids["std"], 1),), "k"),
+        hold_request(calendar.property.id, stay, ((calendar.room_type_ids["std"], 1),), "k"),
         ttl_seconds=600,
     )
     with pytest.raises(Conflict, match="2031-03-02"):
         await set_ari(
-            conn, property_code="test-inn", room_type_code="std", start=START, end=end, total=0
+            conn,
+            property_code="test-inn",
+            room_type_code="std",
+            start=START,
+            end=end,
+            change=AriChange(inv_total=0),
         )
     assert await conn.fetchval("SELECT count(*) FROM ari_days WHERE inv_total = 0") == 0
     with pytest.raises(NotFound):
         await set_ari(
-            conn, property_code="nope", room_type_code="std", start=START, end=end, total=1
+            conn,
+            property_code="nope",
+            room_type_code="std",
+            start=START,
+            end=end,
+            change=AriChange(inv_total=1),
         )
     with pytest.raises(NotFound):
         await set_ari(
-            conn, property_code="test-inn", room_type_code="nope", start=START, end=end, total=1
+            conn,
+            property_code="test-inn",
+            room_type_code="nope",
+            start=START,
+            end=end,
+            change=AriChange(inv_total=1),
         )
     with pytest.raises(NotFound, match="2031-04-01"):
         await set_ari(
@@ -197,10 +216,17 @@ async def test_ari_set_changes_range_and_refuses_overcommit(conn, calendar) -> N
             room_type_code="std",
             start=START,
             end=dt.date(2031, 4, 1),
-            total=1,
+            change=AriChange(inv_total=1),
         )
     with pytest.raises(BadRequest):
-        await set_ari(conn, property_code="test-inn", room_type_code="std", start=START, end=end)
+        await set_ari(
+            conn,
+            property_code="test-inn",
+            room_type_code="std",
+            start=START,
+            end=end,
+            change=AriChange(),
+        )
 
 
 def test_property_and_ari_commands(db_url: str, tmp_path: Path) -> None:
@@ -268,7 +294,7 @@ async def test_ops_checks_find_problems_and_exit_nonzero(db_url, conn, calendar)
     stay = Stay(START, START + dt.timedelta(days=1), 2)
     hold = await create_hold(
         conn,
-        HoldRequest(calendar.property.id, stay, ((calendar.room_type_ids["std"], 1),), "s"),
+        hold_request(calendar.property.id, stay, ((calendar.room_type_ids["std"], 1),), "s"),
         ttl_seconds=600,
     )
     await conn.execute(

@@ -17,11 +17,12 @@ import pytest
 
 from app.dev.tasks_emulator import TasksEmulator
 from app.http import worker
-from app.inventory.holds import HoldRequest, create_hold
+from app.inventory.holds import create_hold
 from app.inventory.stay import Stay
 from app.tasks.catalog import CATALOG
 from tests.e2e.conftest import SERVICE_ACCOUNT, Stack
 from tests.inventory.conftest import make_calendar
+from tests.support import hold_request
 
 RELAY = "/tasks/outbox/relay"
 Headers = dict[str, str]
@@ -111,7 +112,7 @@ async def _pending_outbox_row(stack: Stack) -> tuple[int, uuid.UUID]:
     async with stack.pool.acquire() as conn:
         cal = await make_calendar(conn, [("std", 2, 2, 30000)], days=5)
         checkin = cal.start + dt.timedelta(days=1)
-        request = HoldRequest(
+        request = hold_request(
             cal.property.id,
             Stay(checkin, checkin + dt.timedelta(days=1), 2),
             ((cal.room_type_ids["std"], 1),),
