@@ -147,86 +147,31 @@ async def test_ari_set_changes_range_and_refuses_overcommit(conn, calendar) -> N
     """`set_ari` changes rate/total/stop-sell on an inclusive range; a total below the held
     nights is refused naming the dates; unknown codes and dates are clear errors."""
     end = START + dt.timedelta(days=2)
-    changed = await set_ari(
-        conn,
-        property_code="test-inn",
-        room_type_code="std",
-        start=START,
-        end=end,
-        change=AriChange(rate_cents=31000, stop_sell=True),
-    )
-    assert changed == 3
-    assert (
-        await set_ari(
-            conn,
-            property_code="test-inn",
-            room_type_code="std",
-            start=START,
-            end=end,
-            change=AriChange(rate_cents=31000),
-        )
-        == 0
-    )
+
+    async def ari(change: AriChange, **where: object) -> int:
+        place = {"property_code": "test-inn", "room_type_code": "std", "start": START, "end": end}
+        return await set_ari(conn, **{**place, **where}, change=change)  # type: ignore[arg-type]
+
+    assert await ari(AriChange(rate_cents=31000, stop_sell=True)) == 3
+    assert await ari(AriChange(rate_cents=31000)) == 0
     stay = Stay(START + dt.timedelta(days=1), START + dt.timedelta(days=2), 2)
-    await set_ari(
-        conn,
-        property_code="test-inn",
-        room_type_code="std",
-        start=START,
-        end=end,
-        change=AriChange(stop_sell=False),
-    )
+    await ari(AriChange(stop_sell=False))
     await create_hold(
         conn,
         hold_request(calendar.property.id, stay, ((calendar.room_type_ids["std"], 1),), "k"),
         ttl_seconds=600,
     )
     with pytest.raises(Conflict, match="2031-03-02"):
-        await set_ari(
-            conn,
-            property_code="test-inn",
-            room_type_code="std",
-            start=START,
-            end=end,
-            change=AriChange(inv_total=0),
-        )
+        await ari(AriChange(inv_total=0))
     assert await conn.fetchval("SELECT count(*) FROM ari_days WHERE inv_total = 0") == 0
     with pytest.raises(NotFound):
-        await set_ari(
-            conn,
-            property_code="nope",
-            room_type_code="std",
-            start=START,
-            end=end,
-            change=AriChange(inv_total=1),
-        )
+        await ari(AriChange(inv_total=1), property_code="nope")
     with pytest.raises(NotFound):
-        await set_ari(
-            conn,
-            property_code="test-inn",
-            room_type_code="nope",
-            start=START,
-            end=end,
-            change=AriChange(inv_total=1),
-        )
+        await ari(AriChange(inv_total=1), room_type_code="nope")
     with pytest.raises(NotFound, match="2031-04-01"):
-        await set_ari(
-            conn,
-            property_code="test-inn",
-            room_type_code="std",
-            start=START,
-            end=dt.date(2031, 4, 1),
-            change=AriChange(inv_total=1),
-        )
+        await ari(AriChange(inv_total=1), end=dt.date(2031, 4, 1))
     with pytest.raises(BadRequest):
-        await set_ari(
-            conn,
-            property_code="test-inn",
-            room_type_code="std",
-            start=START,
-            end=end,
-            change=AriChange(),
-        )
+        await ari(AriChange())
 
 
 def test_property_and_ari_commands(db_url: str, tmp_path: Path) -> None:
