@@ -240,6 +240,139 @@ def _ops_reprocess(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+BackOffice = Callable[[asyncpg.Connection, Any, argparse.Namespace], Awaitable[dict[str, Any]]]
+
+
+def _backoffice(command: BackOffice) -> Handler:
+    """A back-office command on the property ``--property`` as actor ``cli``; the outbox
+    rows it writes (a refund's task, the guest's and staff's notices) are relayed after it.
+    A preview exits 0 and changes nothing."""
+
+    def run(settings: Settings, args: argparse.Namespace) -> int:
+        from app.backoffice.runner import scope_of
+        from app.tasks.outbox import relaying
+        from app.tasks.queue import TaskQueue, queue_config
+
+        async def main() -> dict[str, Any]:
+            pool = await db.create_pool(settings.database_url.reveal(), 1)
+            queue = TaskQueue(queue_config(settings))
+            try:
+                async with relaying(pool, queue), pool.acquire() as conn:
+                    scope = await scope_of(conn, args.property)
+                    args.settings = settings
+                    return await command(conn, scope, args)
+            finally:
+                await queue.close()
+                await pool.close()
+
+        emit(asyncio.run(main()))
+        return 0
+
+    return run
+
+
+def _pii(args: argparse.Namespace) -> Any:
+    from app.pii import pii_keys
+
+    try:
+        return pii_keys(args.settings)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+async def _reservation_show(conn: asyncpg.Connection, scope: Any, args: Any) -> dict[str, Any]:
+    from app.backoffice.lookup import show_reservation
+
+    return await show_reservation(conn, scope, _pii(args), args.code)
+
+
+async def _reservation_search(conn: asyncpg.Connection, scope: Any, args: Any) -> dict[str, Any]:
+    from app.backoffice.lookup import find_by_name
+
+    return {"codes": await find_by_name(conn, scope, _pii(args), args.name)}
+
+
+async def _reservation_cancel(conn: asyncpg.Connection, scope: Any, args: Any) -> dict[str, Any]:
+    from app.backoffice.cancel import cancel_reservation
+
+    return await cancel_reservation(
+        conn,
+        scope,
+        args.code,
+        refund_percent=args.refund_percent,
+        execute=args.apply,
+        expected=args.preview,
+    )
+
+
+async def _reservation_create(conn: asyncpg.Connection, scope: Any, args: Any) -> dict[str, Any]:
+    from app.backoffice.walk_in import create_walk_in
+    from app.inventory.stay import Party
+
+    return await create_walk_in(
+        conn,
+        scope,
+        _pii(args),
+        args.room_type,
+        args.checkin,
+        args.checkout,
+        Party(args.adults, tuple(args.children_ages)),
+        args.name,
+        execute=args.apply,
+        expected=args.preview,
+    )
+
+
+async def _block(conn: asyncpg.Connection, scope: Any, args: Any) -> dict[str, Any]:
+    from app.backoffice.blocks import block_units, unblock_units
+
+    command = block_units if args.action == "add" else unblock_units
+    return await command(
+        conn,
+        scope,
+        args.room_type,
+        args.start,
+        args.end,
+        args.units,
+        execute=args.apply,
+        expected=args.preview,
+    )
+
+
+async def _reservations(conn: asyncpg.Connection, scope: Any, args: Any) -> dict[str, Any]:
+    from app.backoffice.lookup import day_at_inn
+
+    return await day_at_inn(conn, scope, _pii(args), args.date)
+
+
+async def _link(conn: asyncpg.Connection, scope: Any, args: Any) -> dict[str, Any]:
+    from app.backoffice.links import resend_link
+    from app.payments.stripe_api import open_stripe
+
+    if args.settings.stripe_secret_key is None:
+        raise BadRequest("STRIPE_SECRET_KEY is not set")
+    api = open_stripe(args.settings)
+    try:
+        return await resend_link(
+            conn,
+            scope,
+            api.client,
+            args.settings,
+            _pii(args),
+            hold=args.hold,
+            phone=args.phone,
+            execute=args.apply,
+        )
+    finally:
+        await api.close()
+
+
+async def _holds(conn: asyncpg.Connection, scope: Any, args: Any) -> dict[str, Any]:
+    from app.backoffice.lookup import holds_awaiting_payment
+
+    return {"holds": await holds_awaiting_payment(conn, scope)}
+
+
 def _dev_up(args: argparse.Namespace) -> int:
     from app.dev.stack import run_stack
 
@@ -315,6 +448,94 @@ def _parser() -> argparse.ArgumentParser:
     for flag in ("--closed-to-arrival", "--closed-to-departure", "--stop-sell"):
         ari_set.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
     ari_set.add_argument("--weekdays", type=_weekdays, help="only these days of the range: fri,sat")
+
+    def changing(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument("--apply", action="store_true", help="do it (default: preview only)")
+        sub.add_argument(
+            "--preview", metavar="ID", help="apply only if the effect is still this preview's"
+        )
+        return sub
+
+    reservation = commands.add_parser(
+        "reservation", help="a reservation, as the inn's staff handle it"
+    ).add_subparsers(dest="sub", required=True)
+    show = command(
+        reservation, "show", "a reservation by its code", run=_backoffice(_reservation_show)
+    )
+    show.add_argument("code", metavar="CODE")
+    show.add_argument("--property", required=True)
+    search = command(
+        reservation,
+        "search",
+        "reservations by the guest's name (every word given)",
+        run=_backoffice(_reservation_search),
+    )
+    search.add_argument("--property", required=True)
+    search.add_argument("--name", required=True)
+    cancel_res = changing(
+        command(
+            reservation,
+            "cancel",
+            "cancel, refunding what the policy gives",
+            run=_backoffice(_reservation_cancel),
+        )
+    )
+    cancel_res.add_argument("code", metavar="CODE")
+    cancel_res.add_argument("--property", required=True)
+    cancel_res.add_argument("--refund-percent", type=int, help="instead of the policy's")
+    create = changing(
+        command(
+            reservation,
+            "create",
+            "a walk-in or phone reservation, paid at the desk",
+            run=_backoffice(_reservation_create),
+        )
+    )
+    create.add_argument("--property", required=True)
+    create.add_argument("--room-type", required=True)
+    create.add_argument("--checkin", type=_date, required=True)
+    create.add_argument("--checkout", type=_date, required=True)
+    create.add_argument("--adults", type=int, required=True)
+    create.add_argument(
+        "--children-ages", type=_ages, default=[], help="each child's age: 5,8", metavar="AGES"
+    )
+    create.add_argument("--name", required=True, help="the guest's name (kept encrypted)")
+
+    block = commands.add_parser("block", help="units taken off sale by hand").add_subparsers(
+        dest="sub", required=True
+    )
+    for action, help_text in (("add", "block units"), ("remove", "give blocked units back")):
+        sub = changing(command(block, action, help_text, run=_backoffice(_block), action=action))
+        sub.add_argument("--property", required=True)
+        sub.add_argument("--room-type", required=True)
+        sub.add_argument("--from", dest="start", type=_date, required=True, help="check-in")
+        sub.add_argument(
+            "--to", dest="end", type=_date, required=True, help="check-out (the morning after)"
+        )
+        sub.add_argument("--units", type=int, default=1)
+
+    day = command(
+        commands,
+        "reservations",
+        "a day at the inn: arrivals, departures, in-house",
+        run=_backoffice(_reservations),
+    )
+    day.add_argument("--property", required=True)
+    day.add_argument("--date", type=_date, required=True)
+    command(commands, "holds", "holds awaiting payment", run=_backoffice(_holds)).add_argument(
+        "--property", required=True
+    )
+    link = command(
+        commands,
+        "link",
+        "send a guest the payment link of their active hold again",
+        run=_backoffice(_link),
+    )
+    link.add_argument("--property", required=True)
+    whose = link.add_mutually_exclusive_group(required=True)
+    whose.add_argument("--hold", metavar="REF", help="the hold id, or its first characters")
+    whose.add_argument("--phone", help="the guest's WhatsApp number")
+    link.add_argument("--apply", action="store_true", help="send it (default: preview only)")
 
     ops = commands.add_parser("ops", help="runbook checks and repairs").add_subparsers(
         dest="sub", required=True
@@ -424,6 +645,28 @@ def _parser() -> argparse.ArgumentParser:
         dev, "transcript", "print a guest's conversation, oldest first", run=_dev_transcript
     )
     transcript.add_argument("--from", dest="sender", required=True)
+    from app.dev.commands import dev_stripe_dispute, dev_stripe_refund
+
+    stripe_refund = command(
+        dev,
+        "stripe-refund",
+        "refund a payment in the fake Stripe's dashboard and deliver charge.refunded",
+        run=_dev(dev_stripe_refund),
+    )
+    stripe_refund.add_argument("payment_id", metavar="PAYMENT_ID", help="payments.id")
+    stripe_refund.add_argument("--amount", type=int, help="cents (default: what is left)")
+    stripe_dispute = command(
+        dev,
+        "stripe-dispute",
+        "dispute a payment in the fake Stripe and deliver charge.dispute.created",
+        run=_dev(dev_stripe_dispute),
+    )
+    stripe_dispute.add_argument("payment_id", metavar="PAYMENT_ID", help="payments.id")
+    stripe_dispute.add_argument(
+        "--close",
+        choices=["won", "lost", "warning_closed"],
+        help="decide the latest dispute instead (charge.dispute.closed)",
+    )
     from app.dev.commands import dev_channel_book, dev_channel_cancel, dev_channels_sync
 
     dev_channels = dev.add_parser("channels", help="the fake channel of make run").add_subparsers(

@@ -30,7 +30,7 @@ class AppError(Exception):
     code = "internal_error"
 
     @property
-    def fields(self) -> dict[str, str]:
+    def fields(self) -> dict[str, object]:
         """Facts a command prints beside the code and message."""
         return {}
 
@@ -104,9 +104,23 @@ class StayRuleBroken(NothingAvailable):
         self.bound = bound
 
     @property
-    def fields(self) -> dict[str, str]:
-        shown = {"date": self.on.isoformat()}
+    def fields(self) -> dict[str, object]:
+        shown: dict[str, object] = {"date": self.on.isoformat()}
         return shown if self.bound is None else {**shown, "nights": str(self.bound)}
+
+
+class PreviewChanged(Conflict):
+    """What the command would do changed since its preview: nothing was done."""
+
+    code = "preview_changed"
+
+    def __init__(self, preview: dict[str, object]) -> None:
+        super().__init__()
+        self.preview = preview
+
+    @property
+    def fields(self) -> dict[str, object]:
+        return self.preview
 
 
 class IdempotencyConflict(Conflict):

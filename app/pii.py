@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
@@ -38,6 +39,16 @@ class PiiKeys:
         """The guest's stable identity: an HMAC of the number's digits."""
         digits = re.sub(r"\D", "", phone).encode()
         return hmac.new(self.hash_key, digits, hashlib.sha256).hexdigest()
+
+    def name_index(self, name: str) -> list[str]:
+        """A guest name's blind index: an HMAC of each of its words, accents and case
+        folded, so "joão" finds "João da Silva" while the index reveals no name."""
+        folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+        words = sorted(set(re.findall(r"[a-z0-9]+", folded)))
+        return [
+            hmac.new(self.hash_key, b"name:" + word.encode(), hashlib.sha256).hexdigest()
+            for word in words
+        ]
 
     def encrypt(self, plaintext: str, purpose: str) -> bytes:
         nonce = os.urandom(_NONCE_BYTES)

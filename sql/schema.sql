@@ -206,6 +206,14 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION public.audit_log_append_only() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    RAISE EXCEPTION 'audit_log is append-only' USING ERRCODE = 'HL002';
+END
+$$;
+
 CREATE FUNCTION public.convert_hold(p_hold_id uuid, p_provider text, p_object_id text, p_amount_cents bigint, p_currency text, p_payment_intent text, p_correlation_id text) RETURNS TABLE(outcome text, payment_id uuid, reservation_id uuid, reservation_code text, outbox_id bigint)
     LANGUAGE plpgsql
     SET lock_timeout TO '2s'
@@ -229,12 +237,24 @@ BEGIN
     END IF;
     v_cid := coalesce(p_correlation_id, v_hold.correlation_id);
 
-    -- Normally created with the Checkout Session; created here if that record is missing.
-    INSERT INTO payments (provider, provider_object_id, hold_id, amount_cents, currency)
-    VALUES (p_provider, p_object_id, p_hold_id, p_amount_cents, lower(p_currency))
-    ON CONFLICT ON CONSTRAINT payments_provider_provider_object_id_key DO NOTHING;
-    SELECT * INTO v_payment FROM payments p
-    WHERE p.provider = p_provider AND p.provider_object_id = p_object_id FOR UPDATE;
+    IF p_object_id IS NULL THEN
+        -- Paid at the inn (offline): the hold's one payment, made here. The hold's lock
+        -- (above) serialises two conversions of one hold.
+        SELECT * INTO v_payment FROM payments p
+        WHERE p.hold_id = p_hold_id AND p.provider = p_provider FOR UPDATE;
+        IF NOT FOUND THEN
+            INSERT INTO payments (provider, provider_object_id, hold_id, amount_cents, currency)
+            VALUES (p_provider, NULL, p_hold_id, p_amount_cents, lower(p_currency))
+            RETURNING * INTO v_payment;
+        END IF;
+    ELSE
+        -- Normally created with the Checkout Session; created here if that record is missing.
+        INSERT INTO payments (provider, provider_object_id, hold_id, amount_cents, currency)
+        VALUES (p_provider, p_object_id, p_hold_id, p_amount_cents, lower(p_currency))
+        ON CONFLICT ON CONSTRAINT payments_provider_provider_object_id_key DO NOTHING;
+        SELECT * INTO v_payment FROM payments p
+        WHERE p.provider = p_provider AND p.provider_object_id = p_object_id FOR UPDATE;
+    END IF;
 
     IF v_payment.status NOT IN ('created', 'pending') OR v_payment.hold_id <> p_hold_id THEN
         RETURN QUERY SELECT 'already_processed', v_payment.id, r.id, r.code, NULL::bigint
@@ -748,6 +768,26 @@ ALTER TABLE public.ari_days ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     CACHE 1
 );
 
+CREATE TABLE public.audit_log (
+    id bigint NOT NULL,
+    property_id bigint NOT NULL,
+    actor text NOT NULL,
+    command text NOT NULL,
+    arguments jsonb NOT NULL,
+    result jsonb NOT NULL,
+    correlation_id text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+ALTER TABLE public.audit_log ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.audit_log_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 CREATE TABLE public.block_nights (
     block_id bigint NOT NULL,
     room_type_id bigint NOT NULL,
@@ -820,6 +860,14 @@ ALTER TABLE public.calendars ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     NO MINVALUE
     NO MAXVALUE
     CACHE 1
+);
+
+CREATE TABLE public.cancellation_tiers (
+    property_id bigint NOT NULL,
+    days_before integer NOT NULL,
+    refund_percent integer NOT NULL,
+    CONSTRAINT cancellation_tiers_days_before_check CHECK ((days_before >= 0)),
+    CONSTRAINT cancellation_tiers_refund_percent_check CHECK (((refund_percent >= 0) AND (refund_percent <= 100)))
 );
 
 CREATE TABLE public.child_rates (
@@ -982,7 +1030,7 @@ ALTER TABLE public.outbox_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTIT
 CREATE TABLE public.payments (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
     provider text NOT NULL,
-    provider_object_id text NOT NULL,
+    provider_object_id text,
     payment_intent text,
     hold_id uuid NOT NULL,
     status text DEFAULT 'created'::text NOT NULL,
@@ -991,8 +1039,12 @@ CREATE TABLE public.payments (
     refund_id text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    refunded_cents bigint DEFAULT 0 NOT NULL,
+    dispute_status text,
     CONSTRAINT payments_amount_cents_check CHECK ((amount_cents >= 0)),
-    CONSTRAINT payments_provider_check CHECK ((provider = 'stripe'::text)),
+    CONSTRAINT payments_provider_check CHECK ((provider = ANY (ARRAY['stripe'::text, 'offline'::text]))),
+    CONSTRAINT payments_provider_object_id_check CHECK (((provider = 'offline'::text) = (provider_object_id IS NULL))),
+    CONSTRAINT payments_refunded_cents_check CHECK ((refunded_cents >= 0)),
     CONSTRAINT payments_status_check CHECK ((status = ANY (ARRAY['created'::text, 'pending'::text, 'succeeded'::text, 'failed'::text, 'needs_refund'::text, 'refunded'::text])))
 );
 
@@ -1043,6 +1095,22 @@ ALTER TABLE public.properties ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     CACHE 1
 );
 
+CREATE TABLE public.refunds (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    payment_id uuid NOT NULL,
+    reservation_id uuid,
+    amount_cents bigint NOT NULL,
+    reason text NOT NULL,
+    status text DEFAULT 'pending'::text NOT NULL,
+    stripe_refund_id text,
+    idempotency_key text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT refunds_amount_cents_check CHECK ((amount_cents > 0)),
+    CONSTRAINT refunds_reason_check CHECK ((reason = ANY (ARRAY['cancellation'::text, 'stripe_dashboard'::text]))),
+    CONSTRAINT refunds_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'succeeded'::text, 'failed'::text, 'offline'::text])))
+);
+
 CREATE TABLE public.reservation_units (
     reservation_id uuid NOT NULL,
     unit integer NOT NULL,
@@ -1069,6 +1137,11 @@ CREATE TABLE public.reservations (
     currency text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     correlation_id text,
+    cancelled_at timestamp with time zone,
+    cancel_reason text,
+    guest_name_sealed bytea,
+    guest_name_index text[] DEFAULT '{}'::text[] NOT NULL,
+    CONSTRAINT reservations_cancelled_check CHECK (((status = 'cancelled'::text) = (cancelled_at IS NOT NULL))),
     CONSTRAINT reservations_status_check CHECK ((status = ANY (ARRAY['confirmed'::text, 'cancelled'::text]))),
     CONSTRAINT reservations_stay_check CHECK ((checkout > checkin))
 );
@@ -1107,6 +1180,9 @@ ALTER TABLE ONLY public.ari_days
 ALTER TABLE ONLY public.ari_days
     ADD CONSTRAINT ari_days_room_type_id_date_key UNIQUE (room_type_id, date);
 
+ALTER TABLE ONLY public.audit_log
+    ADD CONSTRAINT audit_log_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY public.block_nights
     ADD CONSTRAINT block_nights_pkey PRIMARY KEY (block_id, room_type_id, date);
 
@@ -1124,6 +1200,9 @@ ALTER TABLE ONLY public.calendars
 
 ALTER TABLE ONLY public.calendars
     ADD CONSTRAINT calendars_property_id_name_key UNIQUE (property_id, name);
+
+ALTER TABLE ONLY public.cancellation_tiers
+    ADD CONSTRAINT cancellation_tiers_pkey PRIMARY KEY (property_id, days_before);
 
 ALTER TABLE ONLY public.child_rates
     ADD CONSTRAINT child_rates_pkey PRIMARY KEY (property_id, max_age);
@@ -1191,6 +1270,15 @@ ALTER TABLE ONLY public.properties
 ALTER TABLE ONLY public.properties
     ADD CONSTRAINT properties_whatsapp_phone_number_id_key UNIQUE (whatsapp_phone_number_id);
 
+ALTER TABLE ONLY public.refunds
+    ADD CONSTRAINT refunds_idempotency_key_key UNIQUE (idempotency_key);
+
+ALTER TABLE ONLY public.refunds
+    ADD CONSTRAINT refunds_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.refunds
+    ADD CONSTRAINT refunds_stripe_refund_id_key UNIQUE (stripe_refund_id);
+
 ALTER TABLE ONLY public.reservation_units
     ADD CONSTRAINT reservation_units_pkey PRIMARY KEY (reservation_id, unit);
 
@@ -1217,6 +1305,8 @@ ALTER TABLE ONLY public.staff_numbers
 
 CREATE INDEX ari_days_property_id_date_idx ON public.ari_days USING btree (property_id, date);
 
+CREATE INDEX audit_log_property_id_created_at_idx ON public.audit_log USING btree (property_id, created_at);
+
 CREATE INDEX block_nights_room_type_id_date_idx ON public.block_nights USING btree (room_type_id, date);
 
 CREATE INDEX blocks_open_conflict_idx ON public.blocks USING btree (property_id) WHERE ((conflict_nights <> '{}'::date[]) AND (status = 'active'::text));
@@ -1241,10 +1331,25 @@ CREATE INDEX payments_hold_id_idx ON public.payments USING btree (hold_id);
 
 CREATE INDEX payments_needs_refund_idx ON public.payments USING btree (created_at) WHERE (status = 'needs_refund'::text);
 
+CREATE UNIQUE INDEX payments_offline_hold_id_key ON public.payments USING btree (hold_id) WHERE (provider = 'offline'::text);
+
+CREATE INDEX payments_payment_intent_idx ON public.payments USING btree (payment_intent) WHERE (payment_intent IS NOT NULL);
+
 CREATE INDEX processed_events_unfinished_idx ON public.processed_events USING btree (received_at) WHERE (processed_at IS NULL);
+
+CREATE INDEX refunds_payment_id_idx ON public.refunds USING btree (payment_id);
+
+CREATE INDEX reservations_guest_name_index_idx ON public.reservations USING gin (guest_name_index);
+
+CREATE INDEX reservations_property_id_checkin_idx ON public.reservations USING btree (property_id, checkin);
+
+CREATE TRIGGER audit_log_append_only BEFORE DELETE OR UPDATE ON public.audit_log FOR EACH ROW EXECUTE FUNCTION public.audit_log_append_only();
 
 ALTER TABLE ONLY public.ari_days
     ADD CONSTRAINT ari_days_room_type_fkey FOREIGN KEY (room_type_id, property_id) REFERENCES public.room_types(id, property_id);
+
+ALTER TABLE ONLY public.audit_log
+    ADD CONSTRAINT audit_log_property_id_fkey FOREIGN KEY (property_id) REFERENCES public.properties(id);
 
 ALTER TABLE ONLY public.block_nights
     ADD CONSTRAINT block_nights_block_id_fkey FOREIGN KEY (block_id) REFERENCES public.blocks(id);
@@ -1263,6 +1368,9 @@ ALTER TABLE ONLY public.calendars
 
 ALTER TABLE ONLY public.calendars
     ADD CONSTRAINT calendars_room_type_fkey FOREIGN KEY (room_type_id, property_id) REFERENCES public.room_types(id, property_id);
+
+ALTER TABLE ONLY public.cancellation_tiers
+    ADD CONSTRAINT cancellation_tiers_property_id_fkey FOREIGN KEY (property_id) REFERENCES public.properties(id);
 
 ALTER TABLE ONLY public.child_rates
     ADD CONSTRAINT child_rates_property_id_fkey FOREIGN KEY (property_id) REFERENCES public.properties(id);
@@ -1293,6 +1401,12 @@ ALTER TABLE ONLY public.messages
 
 ALTER TABLE ONLY public.payments
     ADD CONSTRAINT payments_hold_id_fkey FOREIGN KEY (hold_id) REFERENCES public.holds(id);
+
+ALTER TABLE ONLY public.refunds
+    ADD CONSTRAINT refunds_payment_id_fkey FOREIGN KEY (payment_id) REFERENCES public.payments(id);
+
+ALTER TABLE ONLY public.refunds
+    ADD CONSTRAINT refunds_reservation_id_fkey FOREIGN KEY (reservation_id) REFERENCES public.reservations(id);
 
 ALTER TABLE ONLY public.reservation_units
     ADD CONSTRAINT reservation_units_reservation_id_fkey FOREIGN KEY (reservation_id) REFERENCES public.reservations(id);

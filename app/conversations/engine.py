@@ -33,6 +33,7 @@ import asyncpg
 from app.conversations import actions, replies
 from app.conversations.model import Conversation, Services, Turn
 from app.conversations.understanding import Choice, Understood, understand
+from app.db import QUERIES
 from app.errors import BadRequest, Conflict, NothingAvailable, StayRuleBroken
 from app.inventory.holds import HoldRequest, Unit
 from app.inventory.properties import Property
@@ -277,7 +278,7 @@ async def _cancel(services: Services, turn: Turn) -> Turn:
     turn.context.pop("hold_id")
     turn.state = "collecting"
     # Not cancelled: it had already expired or been paid; the event for that speaks.
-    return turn.say("cancelled") if cancelled else turn.say("nothing_to_cancel")
+    return turn.say("hold_cancelled") if cancelled else turn.say("nothing_to_cancel")
 
 
 async def _next_step(services: Services, prop: Property, turn: Turn, today: dt.date) -> Turn:
@@ -469,11 +470,33 @@ async def notify(
             context["reservation_code"] = payload.get("code")
             turn.state = "booked"
         code = str(payload.get("code"))
+        tiers = await conn.fetch(QUERIES["cancellation_tiers"], conv.property.id)
+        policy = [(t["days_before"], t["refund_percent"]) for t in tiers]
         return turn.say_templated(
             "confirmed",
             [code, dates["checkin"], dates["checkout"]],
             code=code,
-            room_line=replies.render("stay_line", lang, **dates),
+            room_line=replies.render("stay_line", lang, **dates)
+            + replies.policy_line(policy, lang),
+        )
+    if event_type == "reservation.cancelled":
+        code = str(payload.get("code"))
+        if context.get("reservation_code") == code:
+            context.pop("reservation_code")
+            turn.state = "new"
+        refund = int(payload.get("refund_cents") or 0)
+        amount = replies.money(refund, str(payload.get("currency")), lang)
+        refund_line = (
+            replies.render("refund_line", lang, amount=amount)
+            if refund
+            else replies.render("no_refund_line", lang)
+        )
+        return turn.say_templated(
+            "cancelled",
+            [code, dates["checkin"], dates["checkout"], amount],
+            code=code,
+            refund_line=refund_line,
+            **dates,
         )
     answered = payload.get("reason") in GUEST_CANCEL_REASONS
     if event_type in ("hold.expired", "hold.cancelled") and current and not answered:

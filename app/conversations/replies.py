@@ -200,7 +200,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "es": "Esa habitación se acaba de reservar. ¿Reviso las opciones otra vez? Responda sí.",
         "en": "That room was just taken. Shall I check the options again? Reply yes.",
     },
-    "cancelled": {
+    "hold_cancelled": {
         "pt": "Pronto, cancelei sua pré-reserva. Se quiser, mande novas datas.",
         "es": "Listo, cancelé su pre-reserva. Si quiere, envíe nuevas fechas.",
         "en": "Done, I cancelled your hold. Send new dates whenever you like.",
@@ -245,6 +245,45 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "pronto!",
         "en": "Payment received! Your booking is confirmed. Code: {code}. {room_line}See you soon!",
     },
+    "policy_line": {
+        "pt": "Cancelamento: {tiers}{after}. ",
+        "es": "Cancelación: {tiers}{after}. ",
+        "en": "Cancellation: {tiers}{after}. ",
+    },
+    "policy_tier": {
+        "pt": "reembolso de {percent}% até {days:day} antes da chegada",
+        "es": "reembolso del {percent}% hasta {days:day} antes de la llegada",
+        "en": "{percent}% refund up to {days:day} before arrival",
+    },
+    "policy_tier_arrival": {
+        "pt": "reembolso de {percent}% até o dia da chegada",
+        "es": "reembolso del {percent}% hasta el día de llegada",
+        "en": "{percent}% refund up to the day of arrival",
+    },
+    "policy_after": {
+        "pt": "; depois, sem reembolso",
+        "es": "; después, sin reembolso",
+        "en": "; after that, no refund",
+    },
+    "policy_none": {"pt": "sem reembolso", "es": "sin reembolso", "en": "no refund"},
+    "cancelled": {
+        "pt": "Sua reserva {code} ({checkin} a {checkout}) foi cancelada pela pousada. "
+        "{refund_line}",
+        "es": "Su reserva {code} (del {checkin} al {checkout}) fue cancelada por la posada. "
+        "{refund_line}",
+        "en": "Your booking {code} ({checkin} to {checkout}) was cancelled by the inn. "
+        "{refund_line}",
+    },
+    "refund_line": {
+        "pt": "Vamos devolver {amount} no mesmo meio de pagamento.",
+        "es": "Le devolveremos {amount} por el mismo medio de pago.",
+        "en": "We will refund {amount} to the same payment method.",
+    },
+    "no_refund_line": {
+        "pt": "Pela política de cancelamento, não há reembolso.",
+        "es": "Según la política de cancelación, no hay reembolso.",
+        "en": "Under the cancellation policy, there is no refund.",
+    },
     "stay_line": {
         "pt": "{checkin} a {checkout}. ",
         "es": "Del {checkin} al {checkout}. ",
@@ -257,6 +296,14 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "habitaciones. ¿Cotizo de nuevo? Responda sí.",
         "en": "Your hold for {checkin} to {checkout} ended without payment and the rooms "
         "were released. Shall I quote again? Reply yes.",
+    },
+    "payment_link_again": {
+        "pt": "Aqui está o link de pagamento da sua pré-reserva ({checkin} a {checkout}, "
+        "{total}), válido até {deadline}:\n{url}",
+        "es": "Aquí está el enlace de pago de su pre-reserva (del {checkin} al {checkout}, "
+        "{total}), válido hasta {deadline}:\n{url}",
+        "en": "Here is the payment link for your hold ({checkin} to {checkout}, {total}), "
+        "valid until {deadline}:\n{url}",
     },
     "payment_declined": {
         "pt": "O pagamento da sua pré-reserva de {checkin} a {checkout} não foi aprovado e os "
@@ -282,6 +329,7 @@ NOUNS: dict[str, dict[str, tuple[str, str]]] = {
         "en": ("guest", "guests"),
     },
     "night": {"pt": ("noite", "noites"), "es": ("noche", "noches"), "en": ("night", "nights")},
+    "day": {"pt": ("dia", "dias"), "es": ("día", "días"), "en": ("day", "days")},
     "adult": {"pt": ("adulto", "adultos"), "es": ("adulto", "adultos"), "en": ("adult", "adults")},
     "child": {
         "pt": ("criança", "crianças"),
@@ -386,6 +434,27 @@ def party(
     if years:
         parts.append((one if singular else several).format(joined(years, lang)))
     return f"{said} ({joined(parts, lang)})"
+
+
+def policy_line(tiers: list[tuple[int, int]], language: str) -> str:
+    """The cancellation policy in one line ("Cancelamento: reembolso de 100% até 7 dias
+    antes da chegada, …; depois, sem reembolso. "), from its (days before, percent) tiers
+    most days first; empty without a policy."""
+    if not tiers:
+        return ""
+    lang = reply_language(language)
+    paying = [
+        render("policy_tier", lang, percent=pct, days=days)
+        if days
+        else render("policy_tier_arrival", lang, percent=pct)
+        for days, pct in tiers
+        if pct > 0
+    ]
+    if not paying:
+        return render("policy_line", lang, tiers=TEMPLATES["policy_none"][lang], after="")
+    refunds_to_the_end = any(days == 0 and pct > 0 for days, pct in tiers)
+    after = "" if refunds_to_the_end else TEMPLATES["policy_after"][lang]
+    return render("policy_line", lang, tiers=", ".join(paying), after=after)
 
 
 def money(cents: int, currency: str, language: str) -> str:

@@ -35,11 +35,30 @@ TEMPLATES = {
     "enviar #bot {ref}.",
     "reservation.cancel_requested": "O hóspede {phone} pediu o cancelamento da reserva {code}. "
     "O robô respondeu que a pousada vai confirmar.",
+    "reservation.cancelled": "Reserva {code} cancelada: {rooms}, {checkin} a {checkout}; as "
+    "noites voltaram à venda. Reembolso: {refund} ({percent}%).",
     "channel.conflict": "Conflito de canal em {room}: o calendário {calendar} trouxe uma "
     "reserva para {nights}, que já não estavam livres{ours}. Nada foi vendido duas vezes: "
     "essas noites não foram bloqueadas. Veja com o canal (ops conflicts).",
+    # Refunds and disputes (app/payments/refunds.py, disputes.py).
+    "payment.refunded_outside": "Reembolso de {amount} {what} feito fora do Hotelly (no painel "
+    "da Stripe). A reserva continua confirmada; para cancelá-la, use o cancelamento.",
+    "payment.disputed": "Contestação (chargeback) de {amount} {what} aberta na Stripe "
+    "(motivo: {reason}). Responda pelo painel da Stripe dentro do prazo.",
+    "payment.dispute_closed": "A contestação {what} foi encerrada na Stripe: {status}.",
+    "refund.failed": "A Stripe não fez o reembolso de {amount} {what} ({why}). Faça-o pelo "
+    "painel da Stripe ou devolva o valor de outra forma.",
 }
 _PAYMENT_KINDS = {"late": "pago após expirar", "duplicate": "em duplicidade", "mismatch": "valor"}
+_MONEY_NOTICES = frozenset(
+    {"payment.refunded_outside", "payment.disputed", "payment.dispute_closed", "refund.failed"}
+)
+_DISPUTE_ENDS = {
+    "won": "ganha pela pousada",
+    "lost": "perdida (o valor volta ao cliente)",
+    "warning_closed": "encerrada sem disputa",
+    "prevented": "evitada",
+}
 
 
 def ref(conversation_id: str | uuid.UUID) -> str:
@@ -68,6 +87,20 @@ async def _text(
             guests=row["guests"],
             total=money(row["total_cents"], row["currency"], STAFF_LANGUAGE),
         )
+    if event_type == "reservation.cancelled":
+        row = await conn.fetchrow(
+            QUERIES["reservation_summary"], uuid.UUID(payload["reservation_id"])
+        )
+        if row is None:
+            return None
+        return TEMPLATES[event_type].format(
+            code=row["code"],
+            rooms=row["rooms"],
+            checkin=replies.day(row["checkin"], STAFF_LANGUAGE),
+            checkout=replies.day(row["checkout"], STAFF_LANGUAGE),
+            refund=money(payload["refund_cents"], payload["currency"], STAFF_LANGUAGE),
+            percent=payload["refund_percent"],
+        )
     if event_type == "channel.conflict":
         nights = [dt.date.fromisoformat(night) for night in payload["nights"]]
         row = await conn.fetchrow(QUERIES["conflict_summary"], payload["block_id"], nights)
@@ -78,6 +111,17 @@ async def _text(
             calendar=row["calendar"],
             nights=replies.nights_in_words(nights, STAFF_LANGUAGE),
             ours=f" (reserva {row['codes']} daqui)" if row["codes"] else "",
+        )
+    if event_type in _MONEY_NOTICES:
+        code = payload.get("code")
+        what = f"da reserva {code}" if code else f"do pagamento {ref(payload['payment_id'])}"
+        amount, currency = payload.get("amount_cents"), payload.get("currency")
+        return TEMPLATES[event_type].format(
+            what=what,
+            amount=money(amount, currency, STAFF_LANGUAGE) if amount and currency else "?",
+            reason=payload.get("reason") or "não informado",
+            status=_DISPUTE_ENDS.get(payload.get("status", ""), payload.get("status")),
+            why=payload.get("why") or "recusado",
         )
     if event_type.startswith("payment."):
         return TEMPLATES["payment"].format(

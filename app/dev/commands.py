@@ -240,3 +240,71 @@ async def dev_channels_sync(settings: Settings, args: argparse.Namespace) -> dic
     finally:
         await queue.close()
     return {"enqueued": len(calendars)}
+
+
+async def dev_stripe_refund(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    """Refund a payment in the fake Stripe as its dashboard would, and deliver the signed
+    charge.refunded to the public webhook."""
+    query = {"amount": str(args.amount)} if args.amount is not None else {}
+    return await _stripe_dev_event(settings, args.payment_id, "refund", query)
+
+
+async def dev_stripe_dispute(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    """Open a dispute of a payment in the fake Stripe (or, with --close, decide its latest
+    one) and deliver the signed charge.dispute.created (closed) to the public webhook."""
+    if args.close is not None:
+        return await _stripe_dev_event(
+            settings, args.payment_id, "dispute/close", {"status": args.close}
+        )
+    return await _stripe_dev_event(settings, args.payment_id, "dispute", {})
+
+
+async def _stripe_dev_event(
+    settings: Settings, payment_id: str, action: str, query: dict[str, str]
+) -> dict[str, Any]:
+    """Ask the fake Stripe for an event about the payment's intent; sign and deliver it."""
+    try:
+        payment = uuid.UUID(payment_id)
+    except ValueError:
+        raise BadRequest("expected a payment id (payments.id)") from None
+    conn: asyncpg.Connection = await db.connect(settings.database_url.reveal())
+    try:
+        intent = await conn.fetchval(QUERIES["stripe_intent_of_payment"], payment)
+    finally:
+        await conn.close()
+    if intent is None:
+        raise NotFound("no Stripe payment with a payment intent has that id")
+    assert settings.stripe_webhook_secret is not None
+    async with httpx.AsyncClient(timeout=DEV_HTTP_TIMEOUT) as http:
+        try:
+            made = await http.post(
+                f"{settings.stripe_api_base}/_dev/payment_intents/{intent}/{action}",
+                params=query,
+            )
+            if made.status_code in (400, 404):
+                raise BadRequest(made.json()["error"]["message"])
+            made.raise_for_status()
+            payload = orjson.dumps(made.json())
+            signature = stripe.WebhookSignature.generate_signature_header(
+                payload.decode(), settings.stripe_webhook_secret.reveal()
+            )
+            answer = await http.post(
+                f"{settings.public_url}/webhooks/stripe",
+                content=payload,
+                headers={"Content-Type": "application/json", "Stripe-Signature": signature},
+            )
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"local stack unreachable: {type(exc).__name__}") from None
+    if not answer.is_success:
+        raise WebhookRefused(f"the webhook answered {answer.status_code}")
+    sent = orjson.loads(payload)
+    obj = sent["data"]["object"]
+    return {
+        "event_id": sent["id"],
+        "event_type": sent["type"],
+        "object_id": obj["id"],
+        "status": obj.get("status"),
+        "amount": obj.get("amount"),
+        "amount_refunded": obj.get("amount_refunded"),
+        "webhook_status": answer.status_code,
+    }

@@ -3,13 +3,17 @@
 Requests arrive form-encoded (``metadata[hold_id]=…``) with ``Authorization: Bearer
 sk_…`` and an optional ``Idempotency-Key``; answers are Stripe-shaped JSON objects
 and errors. What we use is implemented: Checkout Sessions (create with Stripe's
-``expires_at`` window, retrieve), refunds, and idempotency (same key and parameters →
-the same answer; same key, other parameters → 400 ``idempotency_error``). Test and
-dev controls live under ``/_dev``: complete or expire a session as the customer
-would, and make the next calls fail.
+``expires_at`` window, retrieve), refunds (several partial ones per charge, never more
+than is left; listed by payment intent), and idempotency (same key and parameters → the
+same answer; same key, other parameters → 400 ``idempotency_error``). Test and dev
+controls live under ``/_dev``: complete or expire a session as the customer would (a paid
+session gets its charge), refund from "the dashboard", open and close a dispute — each
+answering the event Stripe would send — and make the next calls fail. ``on_refund``, when
+set, runs after a refund is made and before the API answers (a webhook that overtakes
+the API's answer).
 
-The completed session carries a customer's name and e-mail, as Stripe's does: tests
-check that neither ever reaches a log, a task body or the database.
+The completed session and its charge carry a customer's name and e-mail, as Stripe's do:
+tests check that neither ever reaches a log, a task body or the database.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import hashlib
 import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -57,8 +62,15 @@ def _listify(node: Any) -> Any:
     return {k: _listify(v) for k, v in node.items()}
 
 
-def _error(status: int, kind: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status)
+def _error(
+    status: int, kind: str, message: str, code: str | None = None, param: str | None = None
+) -> JSONResponse:
+    error: dict[str, Any] = {"type": kind, "message": message}
+    if code is not None:
+        error["code"] = code
+    if param is not None:
+        error["param"] = param
+    return JSONResponse({"error": error}, status_code=status)
 
 
 @dataclass
@@ -67,7 +79,12 @@ class FakeStripe:
     api_key: str
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     refunds: list[dict[str, Any]] = field(default_factory=list)
+    # Charges by payment intent: a paid session's.
+    charges: dict[str, dict[str, Any]] = field(default_factory=dict)
+    disputes: dict[str, dict[str, Any]] = field(default_factory=dict)
     fail_next: int = 0  # answer this many API calls with a 500
+    # Run with each new refund after it is made and before the API answers.
+    on_refund: Callable[[dict[str, Any]], Awaitable[None]] | None = None
     bind: str = "127.0.0.1"
     _idempotency: dict[str, tuple[str, JSONResponse]] = field(default_factory=dict)
     _stop: Any = None
@@ -82,8 +99,16 @@ class FakeStripe:
                 Route("/v1/checkout/sessions", self._create_session, methods=["POST"]),
                 Route("/v1/checkout/sessions/{id}", self._get_session, methods=["GET"]),
                 Route("/v1/refunds", self._create_refund, methods=["POST"]),
+                Route("/v1/refunds", self._list_refunds, methods=["GET"]),
                 Route("/_dev/checkout/sessions/{id}/complete", self._complete, methods=["POST"]),
                 Route("/_dev/checkout/sessions/{id}/expire", self._expire, methods=["POST"]),
+                Route("/_dev/payment_intents/{pi}/refund", self._dev_refund, methods=["POST"]),
+                Route("/_dev/payment_intents/{pi}/dispute", self._dev_dispute, methods=["POST"]),
+                Route(
+                    "/_dev/payment_intents/{pi}/dispute/close",
+                    self._dev_close_dispute,
+                    methods=["POST"],
+                ),
             ]
         )
 
@@ -96,12 +121,18 @@ class FakeStripe:
 
     # ---- API ---------------------------------------------------------------------
 
-    async def _api(self, request: Request, create: Any) -> JSONResponse:
+    def _guard(self, request: Request) -> JSONResponse | None:
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
             return _error(401, "invalid_request_error", "Invalid API Key provided")
         if self.fail_next > 0:
             self.fail_next -= 1
             return _error(500, "api_error", "Something went wrong on Stripe's end.")
+        return None
+
+    async def _api(self, request: Request, create: Any) -> JSONResponse:
+        refused = self._guard(request)
+        if refused is not None:
+            return refused
         body = await request.body()
         params = parse_form(body)
         key = request.headers.get("idempotency-key")
@@ -167,28 +198,115 @@ class FakeStripe:
         return JSONResponse(session)
 
     async def _create_refund(self, request: Request) -> JSONResponse:
+        made: list[dict[str, Any]] = []
+
         def create(params: dict[str, Any]) -> JSONResponse:
             intent = params.get("payment_intent")
-            paid = [s for s in self.sessions.values() if s["payment_intent"] == intent]
-            if not paid:
-                return _error(400, "invalid_request_error", "No such payment_intent")
-            refund = {
-                "id": f"re_{uuid.uuid4().hex[:24]}",
-                "object": "refund",
-                "payment_intent": intent,
-                "amount": paid[0]["amount_total"],
-                "currency": paid[0]["currency"],
-                "status": "succeeded",
-            }
-            self.refunds.append(refund)
+            if not isinstance(intent, str) or intent not in self.charges:
+                return _error(
+                    400,
+                    "invalid_request_error",
+                    f"No such payment_intent: '{intent}'",
+                    code="resource_missing",
+                    param="payment_intent",
+                )
+            metadata = params.get("metadata") or {}
+            try:
+                refund = self.refund(intent, params.get("amount"), metadata)
+            except RefundRefused as exc:
+                return _error(400, "invalid_request_error", str(exc), exc.code, "amount")
+            made.append(refund)
             return JSONResponse(refund)
 
-        return await self._api(request, create)
+        response = await self._api(request, create)
+        if made and self.on_refund is not None:  # a new refund, not a replay
+            await self.on_refund(dict(made[0]))
+        return response
+
+    async def _list_refunds(self, request: Request) -> JSONResponse:
+        refused = self._guard(request)
+        if refused is not None:
+            return refused
+        intent = request.query_params.get("payment_intent")
+        limit = int(request.query_params.get("limit", "10"))
+        # Newest first, as Stripe lists them.
+        found = [
+            r for r in reversed(self.refunds) if intent is None or r["payment_intent"] == intent
+        ]
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": found[:limit],
+                "has_more": len(found) > limit,
+                "url": "/v1/refunds",
+            }
+        )
+
+    # ---- the money --------------------------------------------------------------------
+
+    def refund(
+        self, intent: str, amount: int | None = None, metadata: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Refund ``amount`` (default: what is left) of the intent's charge."""
+        charge = self.charges[intent]
+        left = charge["amount"] - charge["amount_refunded"]
+        if left <= 0:
+            raise RefundRefused(
+                f"Charge {charge['id']} has already been refunded.", "charge_already_refunded"
+            )
+        amount = left if amount is None else amount
+        if not isinstance(amount, int) or amount <= 0:
+            raise RefundRefused("Invalid positive integer", "parameter_invalid_integer")
+        if amount > left:
+            raise RefundRefused(
+                f"Refund amount ({amount}) is greater than unrefunded amount on charge ({left})",
+                "amount_too_large",
+            )
+        refund = {
+            "id": f"re_{uuid.uuid4().hex[:24]}",
+            "object": "refund",
+            "amount": amount,
+            "charge": charge["id"],
+            "created": int(time.time()),
+            "currency": charge["currency"],
+            "metadata": dict(metadata or {}),
+            "payment_intent": intent,
+            "reason": None,
+            "status": "succeeded",
+        }
+        self.refunds.append(refund)
+        charge["amount_refunded"] += amount
+        charge["refunded"] = charge["amount_refunded"] == charge["amount"]
+        return refund
+
+    def dispute(self, intent: str, reason: str = "fraudulent") -> dict[str, Any]:
+        """The cardholder disputes the intent's charge (the Dispute, needing a response)."""
+        charge = self.charges[intent]
+        dispute = {
+            "id": f"dp_{uuid.uuid4().hex[:24]}",
+            "object": "dispute",
+            "amount": charge["amount"],
+            "charge": charge["id"],
+            "created": int(time.time()),
+            "currency": charge["currency"],
+            "metadata": {},
+            "payment_intent": intent,
+            "reason": reason,
+            "status": "needs_response",
+        }
+        self.disputes[dispute["id"]] = dispute
+        return dict(dispute)
+
+    def close_dispute(self, dispute_id: str, status: str = "lost") -> dict[str, Any]:
+        dispute = self.disputes[dispute_id]
+        dispute["status"] = status
+        return dict(dispute)
 
     # ---- controls --------------------------------------------------------------------
 
     def complete(self, session_id: str, payment_status: str = "paid") -> dict[str, Any]:
-        """The customer finished Checkout: the session as the completed event carries it."""
+        """The customer finished Checkout: the session as the completed event carries it
+        (a paid one has its charge)."""
         session = self.sessions[session_id]
         session.update(
             status="complete",
@@ -196,6 +314,23 @@ class FakeStripe:
             payment_intent=session["payment_intent"] or f"pi_{uuid.uuid4().hex[:24]}",
             customer_details={**CUSTOMER, "address": {"country": "BR"}, "phone": None},
         )
+        intent = session["payment_intent"]
+        if payment_status == "paid" and intent not in self.charges:
+            self.charges[intent] = {
+                "id": f"ch_{uuid.uuid4().hex[:24]}",
+                "object": "charge",
+                "amount": session["amount_total"],
+                "amount_refunded": 0,
+                # As Stripe's Charge does: the payer, which must reach no log or row.
+                "billing_details": {**CUSTOMER, "address": {"country": "BR"}, "phone": None},
+                "currency": session["currency"],
+                "metadata": {},
+                "paid": True,
+                "payment_intent": intent,
+                "receipt_email": CUSTOMER["email"],
+                "refunded": False,
+                "status": "succeeded",
+            }
         return dict(session)
 
     async def _complete(self, request: Request) -> JSONResponse:
@@ -212,9 +347,47 @@ class FakeStripe:
         session["status"] = "expired"
         return JSONResponse(session)
 
+    async def _dev_refund(self, request: Request) -> JSONResponse:
+        """A refund made in Stripe's dashboard: the charge.refunded event to deliver."""
+        intent = request.path_params["pi"]
+        if intent not in self.charges:
+            return _error(404, "invalid_request_error", f"No such payment_intent: '{intent}'")
+        amount = request.query_params.get("amount")
+        try:
+            self.refund(intent, int(amount) if amount else None)
+        except (RefundRefused, ValueError) as exc:
+            return _error(400, "invalid_request_error", str(exc), getattr(exc, "code", None))
+        return JSONResponse(orjson.loads(event("charge.refunded", dict(self.charges[intent]))))
+
+    async def _dev_dispute(self, request: Request) -> JSONResponse:
+        """The cardholder disputes the charge: the charge.dispute.created event to deliver."""
+        intent = request.path_params["pi"]
+        if intent not in self.charges:
+            return _error(404, "invalid_request_error", f"No such payment_intent: '{intent}'")
+        dispute = self.dispute(intent, request.query_params.get("reason", "fraudulent"))
+        return JSONResponse(orjson.loads(event("charge.dispute.created", dispute)))
+
+    async def _dev_close_dispute(self, request: Request) -> JSONResponse:
+        """The intent's latest dispute is decided: the charge.dispute.closed event."""
+        intent = request.path_params["pi"]
+        found = [d for d in self.disputes.values() if d["payment_intent"] == intent]
+        if not found:
+            return _error(404, "invalid_request_error", f"No dispute of '{intent}'")
+        closed = self.close_dispute(found[-1]["id"], request.query_params.get("status", "lost"))
+        return JSONResponse(orjson.loads(event("charge.dispute.closed", closed)))
+
+
+class RefundRefused(Exception):
+    """Stripe's 400 for a refund it will not make (the message and code are Stripe's)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
 
 def event(event_type: str, session: dict[str, Any]) -> bytes:
-    """A Stripe event envelope around a session, as the webhook receives it."""
+    """A Stripe event envelope around an object (a session, charge or dispute), as the
+    webhook receives it."""
     return orjson.dumps(
         {
             "id": f"evt_{uuid.uuid4().hex[:24]}",

@@ -27,6 +27,7 @@ from app.inventory.holds import expire_due_holds, expire_hold
 from app.logging import annotate_request, correlation_id
 from app.messaging.delivery import deliver
 from app.payments.events import process_stripe_event
+from app.payments.refunds import send_refund
 from app.tasks import catalog
 from app.tasks.oidc import Endpoint, task_endpoint
 from app.tasks.outbox import relay_due
@@ -175,6 +176,19 @@ async def staff_notify(request: Request) -> JSONResponse:
 
 
 @task_endpoint
+async def refund_send(request: Request) -> JSONResponse:
+    d = deps(request)
+    body = await _body(request)
+    try:
+        refund_id = uuid.UUID(str(body.get("refund_id") if body else None))
+    except ValueError:
+        return _done("malformed_task")
+    annotate_request(refund_id=str(refund_id))
+    assert d.stripe is not None
+    return _done(await send_refund(d.pool, d.stripe.client, refund_id))
+
+
+@task_endpoint
 async def channel_sync(request: Request) -> JSONResponse:
     d = deps(request)
     body = await _body(request)
@@ -213,4 +227,5 @@ HANDLERS: dict[catalog.TaskKind, Endpoint] = {
     catalog.WHATSAPP_SEND: whatsapp_send,
     catalog.CONVERSATION_NOTIFY: conversation_notify,
     catalog.STAFF_NOTIFY: staff_notify,
+    catalog.REFUND_SEND: refund_send,
 }

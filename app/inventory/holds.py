@@ -211,7 +211,7 @@ async def convert_hold(
     conn: asyncpg.Connection,
     hold_id: uuid.UUID,
     *,
-    provider_object_id: str,
+    provider_object_id: str | None,
     amount_cents: int,
     currency: str,
     payment_intent: str | None = None,
@@ -222,7 +222,8 @@ async def convert_hold(
 
     Invariant: a hold has at most one reservation; nights move from held to booked in
     the same transaction; an expired/cancelled hold is booked only if all its nights
-    are still free; every payment is decided once.
+    are still free; every payment is decided once. A payment made at the desk
+    (provider ``offline``) has no provider object id.
     """
     try:
         row = await conn.fetchrow(

@@ -46,6 +46,15 @@ class ChildRate:
     percent: int
 
 
+@dataclass(frozen=True)
+class CancellationTier:
+    """Cancelling at least ``days_before`` days before the check-in date refunds
+    ``refund_percent`` of the stay (the tier with the most days that applies)."""
+
+    days_before: int
+    refund_percent: int
+
+
 # What a night of a room type sells under, as a season or ``ari set`` may change it.
 NIGHT_FIELDS = (
     "rate_cents",
@@ -103,6 +112,7 @@ class PropertySpec:
     # whatsapp.staff_numbers in the file: personal numbers, kept out of ``whatsapp``.
     staff_numbers: tuple[str, ...] = ()
     children: tuple[ChildRate, ...] = ()  # by max_age
+    cancellation: tuple[CancellationTier, ...] = ()  # by days_before, most first
     seasons: tuple[SeasonSpec, ...] = ()
 
 
@@ -191,6 +201,28 @@ def _children(raw: Any) -> tuple[ChildRate, ...]:
     if ages != sorted(set(ages)):
         raise BadRequest("children must be in increasing max_age, each once")
     return tuple(bands)
+
+
+def _cancellation(raw: Any) -> tuple[CancellationTier, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise BadRequest("cancellation must be a list of {days_before, refund_percent}")
+    tiers = []
+    for i, item in enumerate(raw):
+        where = f"cancellation[{i}]."
+        if not isinstance(item, dict):
+            raise BadRequest(f"cancellation[{i}] must be an object")
+        tier = CancellationTier(
+            _field(item, "days_before", int, where), _field(item, "refund_percent", int, where)
+        )
+        if tier.days_before < 0 or not 0 <= tier.refund_percent <= 100:
+            raise BadRequest(f"{where}days_before must be >= 0 and refund_percent 0-100")
+        tiers.append(tier)
+    days = [tier.days_before for tier in tiers]
+    if len(set(days)) != len(days):
+        raise BadRequest("cancellation has two tiers with the same days_before")
+    return tuple(sorted(tiers, key=lambda tier: -tier.days_before))
 
 
 def _seasons(raw: Any, codes: list[str]) -> tuple[SeasonSpec, ...]:
@@ -302,5 +334,6 @@ def parse_property(data: Any) -> PropertySpec:
         end=end,
         staff_numbers=tuple(staff),
         children=_children(data.get("children")),
+        cancellation=_cancellation(data.get("cancellation")),
         seasons=_seasons(data.get("seasons"), codes),
     )

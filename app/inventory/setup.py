@@ -159,6 +159,12 @@ async def import_property(
             [band.max_age for band in spec.children],
             [band.percent for band in spec.children],
         )
+        await conn.execute(
+            QUERIES["replace_cancellation_tiers"],
+            property_id,
+            [tier.days_before for tier in spec.cancellation],
+            [tier.refund_percent for tier in spec.cancellation],
+        )
         room_ids: dict[str, int] = {}
         for room in spec.room_types:
             room_id = await conn.fetchval(

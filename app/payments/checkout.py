@@ -41,16 +41,23 @@ def session_expiry(hold_created: dt.datetime, hold_expires: dt.datetime, grace: 
 
 
 async def create_checkout_session(
-    client: stripe.StripeClient, conn: asyncpg.Connection, hold_id: uuid.UUID, settings: Settings
+    client: stripe.StripeClient,
+    conn: asyncpg.Connection,
+    hold_id: uuid.UUID,
+    settings: Settings,
+    renewal: int = 0,
 ) -> CheckoutSession:
+    """The hold's Checkout Session; ``renewal`` n > 0 opens its n-th new one, after the
+    last expired and the hold was extended to HOLD_TTL_SECONDS from then."""
     hold = await conn.fetchrow(QUERIES["checkout_hold"], hold_id)
     if hold is None:
         raise NotFound("no such hold")
     if hold["status"] != "active":
         raise Conflict("the hold is no longer active")
-    expires_at = session_expiry(
-        hold["created_at"], hold["expires_at"], settings.checkout_grace_seconds
-    )
+    opened = hold["created_at"]
+    if renewal:
+        opened = hold["expires_at"] - dt.timedelta(seconds=settings.hold_ttl_seconds)
+    expires_at = session_expiry(opened, hold["expires_at"], settings.checkout_grace_seconds)
     nights = (hold["checkout"] - hold["checkin"]).days
     params = {
         "mode": "payment",
@@ -80,7 +87,11 @@ async def create_checkout_session(
     try:
         session = await client.v1.checkout.sessions.create_async(
             params=params,  # type: ignore[arg-type]
-            options={"idempotency_key": f"checkout-{hold_id}"},
+            options={
+                "idempotency_key": f"checkout-{hold_id}-r{renewal}"
+                if renewal
+                else f"checkout-{hold_id}"
+            },
         )
     except stripe.StripeError as exc:
         raise Unavailable(f"Stripe refused the Checkout Session: {type(exc).__name__}") from None

@@ -3,7 +3,8 @@
 Each step is its own transaction ending in a known state; a retry of the task
 re-runs the steps and each one is a no-op the second time (convert_hold decides a
 payment once, the receipt keeps its first outcome, the refund carries a Stripe
-idempotency key).
+idempotency key). Charge and dispute events (refunds, chargebacks) name a payment intent,
+not a hold: they go to ``app.payments.refunds`` and ``app.payments.disputes``.
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ from app.db import QUERIES
 from app.errors import Unavailable
 from app.inventory.holds import cancel_hold, convert_hold
 from app.logging import annotate_request
+from app.payments.disputes import record_dispute
+from app.payments.refunds import record_charge_refunded
 from app.settings import Settings
 
 log = logging.getLogger("app.payments")
 
 NEEDS_REFUND = frozenset({"late", "duplicate", "mismatch"})
+DISPUTE_EVENTS = frozenset({"charge.dispute.created", "charge.dispute.closed"})
 
 
 def _hold_id(details: dict[str, Any]) -> uuid.UUID | None:
@@ -44,12 +48,17 @@ async def process_stripe_event(
     if receipt["processed_at"] is not None:
         return str(receipt["outcome"])
     details: dict[str, Any] = receipt["details"]
+    event_type = receipt["event_type"]
     hold_id = _hold_id(details)
     annotate_request(event_id=event_id, hold_id=str(hold_id) if hold_id else None)
-    if hold_id is None or "object_id" not in details:
+    if event_type == "charge.refunded":
+        outcome = await record_charge_refunded(pool, client, details)
+    elif event_type in DISPUTE_EVENTS:
+        outcome = await record_dispute(pool, event_type, details)
+    elif hold_id is None or "object_id" not in details:
         outcome = "not_applicable"
     else:
-        outcome = await _apply(pool, client, settings, receipt["event_type"], details, hold_id)
+        outcome = await _apply(pool, client, settings, event_type, details, hold_id)
     async with pool.acquire() as conn:
         await conn.execute(QUERIES["finish_receipt"], "stripe", event_id, outcome)
     log.info("stripe_event_processed", extra={"event_id": event_id, "outcome": outcome})
@@ -100,6 +109,9 @@ async def _apply(
             released = await cancel_hold(conn, hold_id, "payment_failed")
             return "payment_failed" if released else "payment_failed_hold_closed"
         if event_type == "checkout.session.expired":
+            latest = await conn.fetchval(QUERIES["payment_session_for_hold"], hold_id)
+            if latest is not None and latest != session_id:
+                return "session_superseded"  # a new link was sent: the hold lives on
             released = await cancel_hold(conn, hold_id, "checkout_expired")
             return "hold_cancelled" if released else "hold_already_closed"
     return "not_applicable"
@@ -114,11 +126,15 @@ async def refund_if_needed(
         return False
     try:
         refund = await client.v1.refunds.create_async(
-            params={"payment_intent": payment["payment_intent"]},
+            # metadata.payment_id: its charge.refunded knows the refund as ours.
+            params={
+                "payment_intent": payment["payment_intent"],
+                "metadata": {"payment_id": str(payment_id)},
+            },
             options={"idempotency_key": f"refund-{payment_id}"},
         )
     except stripe.StripeError as exc:
         raise Unavailable(f"Stripe refund failed: {type(exc).__name__}") from None
-    await conn.execute(QUERIES["payment_refunded"], payment_id, refund.id)
+    await conn.execute(QUERIES["payment_refunded"], payment_id, refund.id, refund.amount)
     log.info("payment_refunded", extra={"payment_id": str(payment_id)})
     return True

@@ -20,6 +20,10 @@ HANDLED_TYPES = frozenset(
         "checkout.session.async_payment_succeeded",
         "checkout.session.async_payment_failed",
         "checkout.session.expired",
+        # Refunds (ours, or made in Stripe's dashboard) and disputes: by payment intent.
+        "charge.refunded",
+        "charge.dispute.created",
+        "charge.dispute.closed",
     }
 )
 
@@ -55,7 +59,8 @@ def verify_event(payload: bytes, header: str | None, secret: str) -> dict[str, A
 
 
 def worker_details(event: dict[str, Any]) -> dict[str, Any]:
-    """The fields the worker acts on. Never the customer's e-mail, name or address."""
+    """The fields the worker acts on. Never the customer's e-mail, name or address (a
+    Charge's billing_details and receipt_email, a Dispute's evidence are never read)."""
     data = event.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
     if not isinstance(obj, dict):
@@ -69,6 +74,12 @@ def worker_details(event: dict[str, Any]) -> dict[str, Any]:
         "amount_total": obj.get("amount_total"),
         "currency": obj.get("currency"),
         "payment_intent": obj.get("payment_intent"),
+        # A Charge's or a Dispute's (charge.refunded, charge.dispute.*).
+        "amount": obj.get("amount"),
+        "amount_refunded": obj.get("amount_refunded"),
+        "status": obj.get("status"),
+        "charge": obj.get("charge"),
+        "dispute_reason": obj.get("reason") if obj.get("object") == "dispute" else None,
     }
     return {
         key: value

@@ -55,6 +55,8 @@ CHANNEL_SYNC = TaskKind("/tasks/channels/sync", "default", "sync")
 CHANNELS_SYNC_ALL = TaskKind(
     "/tasks/channels/sync-all", "default", "syncall", schedule="*/15 * * * *"
 )
+# One of our refunds made at Stripe, keyed by the refund's id.
+REFUND_SEND = TaskKind("/tasks/payments/refund", "default", "refund")
 
 CATALOG = (
     STRIPE_EVENT,
@@ -68,6 +70,7 @@ CATALOG = (
     WHATSAPP_SEND,
     CONVERSATION_NOTIFY,
     STAFF_NOTIFY,
+    REFUND_SEND,
 )
 # The task that processes a receipt of each provider event source.
 RECEIPT_TASKS = {"stripe": STRIPE_EVENT, "whatsapp": WHATSAPP_MESSAGE}

@@ -61,17 +61,24 @@ class Delivery:
 
 
 # Facts the guest hears about, when the hold came from a WhatsApp conversation.
-GUEST_NOTICES = frozenset({"reservation.confirmed", "hold.expired", "hold.cancelled"})
+GUEST_NOTICES = frozenset(
+    {"reservation.confirmed", "reservation.cancelled", "hold.expired", "hold.cancelled"}
+)
 # Facts the inn's staff hear about on their WhatsApp numbers.
 STAFF_NOTICES = frozenset(
     {
         "reservation.confirmed",
+        "reservation.cancelled",
         "payment.late",
         "payment.duplicate",
         "payment.mismatch",
         "conversation.handoff",
         "reservation.cancel_requested",
         "channel.conflict",
+        "payment.refunded_outside",
+        "payment.disputed",
+        "payment.dispute_closed",
+        "refund.failed",
     }
 )
 
@@ -95,6 +102,10 @@ def route(outbox_id: int, event_type: str, payload: dict[str, Any]) -> list[Deli
     if event_type in STAFF_NOTICES:
         kind = catalog.STAFF_NOTIFY
         deliveries.append(Delivery(kind, kind.task_name(str(outbox_id)), {"outbox_id": outbox_id}))
+    if event_type == "refund.requested":
+        refund_id = str(payload["refund_id"])
+        kind = catalog.REFUND_SEND
+        deliveries.append(Delivery(kind, kind.task_name(refund_id), {"refund_id": refund_id}))
     if event_type == "hold.created":
         hold_id = str(payload["hold_id"])
         deliveries.append(

@@ -19,8 +19,9 @@ WHERE p.status IN ('created', 'pending')
 SELECT id, payment_intent FROM payments WHERE id = $1 AND status = 'needs_refund'
 
 -- payment_refunded --
--- The refund exists at Stripe.
-UPDATE payments SET status = 'refunded', refund_id = $2, updated_at = now()
+-- The refund ($2, of $3 cents) exists at Stripe.
+UPDATE payments SET status = 'refunded', refund_id = $2,
+                    refunded_cents = greatest(refunded_cents, $3), updated_at = now()
 WHERE id = $1 AND status = 'needs_refund'
 
 -- checkout_hold --

@@ -142,3 +142,14 @@ ON CONFLICT ON CONSTRAINT staff_numbers_pkey DO NOTHING
 
 -- property_whatsapp_settings --
 SELECT settings -> 'whatsapp' FROM properties WHERE code = $1
+
+-- replace_cancellation_tiers --
+-- The property's cancellation policy becomes exactly ($2 days before, $3 refund percents).
+WITH gone AS (
+    DELETE FROM cancellation_tiers WHERE property_id = $1 AND days_before <> ALL ($2::integer[])
+)
+INSERT INTO cancellation_tiers AS c (property_id, days_before, refund_percent)
+SELECT $1, t.days_before, t.refund_percent
+FROM unnest($2::integer[], $3::integer[]) AS t(days_before, refund_percent)
+ON CONFLICT ON CONSTRAINT cancellation_tiers_pkey DO UPDATE
+SET refund_percent = EXCLUDED.refund_percent

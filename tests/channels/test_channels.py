@@ -19,6 +19,9 @@ import orjson
 import pytest
 import vobject
 
+from app.backoffice.blocks import block_units, unblock_units
+from app.backoffice.cancel import cancel_reservation
+from app.backoffice.runner import Scope
 from app.channels.tokens import export_token
 from app.dev.fake_channel import FakeChannel
 from app.dev.postgres import free_port
@@ -342,12 +345,9 @@ async def test_a_conflict_takes_what_is_free_tells_the_staff_once_and_resolves(
     assert listed["reservation_codes"] == [code] and listed["calendar"] == "airbnb"
     await reconcile(stack)
 
-    # Our guest cancels (as the back office will): the nights free up.
-    async with stack.pool.acquire() as conn, conn.transaction():
-        await conn.execute(
-            "UPDATE ari_days SET inv_booked = 0 WHERE room_type_id = $1", inn.room_type_id
-        )
-        await conn.execute("UPDATE reservations SET status = 'cancelled'")
+    # The inn cancels our guest's reservation: the nights free up.
+    async with stack.pool.acquire() as conn:
+        await cancel_reservation(conn, Scope(inn.property), code, execute=True)
     resolved = await sync(stack, inn, "airbnb")
     assert (resolved["claimed"], resolved["resolved"]) == (2, 1)
     assert await counters(stack, inn, 4, 4) == [(0, 0, 1)] * 4
@@ -475,4 +475,22 @@ async def test_a_sync_racing_fifty_holds_for_the_last_unit(
     )
     assert conflicts == holds
     assert await counters(stack, inn, 5, 2) == [(holds, 0, 1 - holds)] * 2
+    await reconcile(stack)
+
+
+async def test_a_block_set_by_hand_closes_every_channels_feed_and_the_quote(
+    stack: Stack, channel: FakeChannel
+) -> None:
+    inn = await make_inn(stack, channel)
+    scope = Scope(inn.property)
+    async with stack.pool.acquire() as conn:
+        await block_units(conn, scope, "std", inn.night(3), inn.night(5), execute=True)
+    for name in ("airbnb", "booking"):
+        feed = await export(stack, inn.token(name))
+        assert closed_nights(feed.content) == {inn.night(3), inn.night(4)}
+    assert not await offered(stack, inn, 3, 1)
+    async with stack.pool.acquire() as conn:
+        await unblock_units(conn, scope, "std", inn.night(3), inn.night(5), execute=True)
+    assert closed_nights((await export(stack, inn.token("airbnb"))).content) == set()
+    assert await offered(stack, inn, 3, 1)
     await reconcile(stack)

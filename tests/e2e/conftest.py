@@ -104,6 +104,8 @@ _SCANNED = (
     "properties",
     "payments",
     "reservations",
+    "refunds",
+    "audit_log",
 )
 _SUBQUERIES = [f"(SELECT string_agg(t::text, ' ') FROM {table} t)" for table in _SCANNED]  # noqa: S608
 _ROWS_AS_TEXT = f"SELECT concat_ws(' ', {', '.join(_SUBQUERIES)})"
