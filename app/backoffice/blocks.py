@@ -45,6 +45,7 @@ async def block_units(
     *,
     execute: bool = False,
     expected: str | None = None,
+    key: str | None = None,
 ) -> dict[str, Any]:
     """Take ``units`` of the room type off sale for the nights from ``checkin`` to
     ``checkout``; refuses, naming the nights, when that would overbook."""
@@ -73,7 +74,15 @@ async def block_units(
 
     arguments = {"room_type": room_type, "checkin": checkin, "checkout": checkout, "units": units}
     return await run(
-        conn, scope, "block.add", arguments, plan, apply, execute=execute, expected=expected
+        conn,
+        scope,
+        "block.add",
+        arguments,
+        plan,
+        apply,
+        execute=execute,
+        expected=expected,
+        key=key,
     )
 
 
@@ -87,6 +96,7 @@ async def unblock_units(
     *,
     execute: bool = False,
     expected: str | None = None,
+    key: str | None = None,
 ) -> dict[str, Any]:
     """Give back ``units`` blocked by hand on each night; refuses, naming the nights, where
     fewer are blocked by hand (a channel's blocks are the channel's to lift)."""
@@ -116,5 +126,13 @@ async def unblock_units(
 
     arguments = {"room_type": room_type, "checkin": checkin, "checkout": checkout, "units": units}
     return await run(
-        conn, scope, "block.remove", arguments, plan, apply, execute=execute, expected=expected
+        conn,
+        scope,
+        "block.remove",
+        arguments,
+        plan,
+        apply,
+        execute=execute,
+        expected=expected,
+        key=key,
     )

@@ -39,6 +39,7 @@ async def cancel_reservation(
     refund_percent: int | None = None,
     execute: bool = False,
     expected: str | None = None,
+    key: str | None = None,
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """Preview or apply the cancel of reservation ``code``; a cancelled one is a no-op
@@ -138,5 +139,5 @@ async def cancel_reservation(
 
     arguments = {"code": code, "refund_percent": refund_percent}
     return await run(
-        conn, scope, COMMAND, arguments, plan, apply, execute=execute, expected=expected
+        conn, scope, COMMAND, arguments, plan, apply, execute=execute, expected=expected, key=key
     )

@@ -27,6 +27,7 @@ async def change_rates(
     *,
     execute: bool = False,
     expected: str | None = None,
+    key: str | None = None,
 ) -> dict[str, Any]:
     """Set the given values on every night from ``checkin`` to the night before
     ``checkout`` (a range as a stay names it)."""
@@ -64,5 +65,5 @@ async def change_rates(
 
     arguments = {"room_type": room_type, "checkin": checkin, "checkout": checkout, **given}
     return await run(
-        conn, scope, COMMAND, arguments, plan, apply, execute=execute, expected=expected
+        conn, scope, COMMAND, arguments, plan, apply, execute=execute, expected=expected, key=key
     )

@@ -88,22 +88,34 @@ async def run(
     *,
     execute: bool,
     expected: str | None = None,
+    key: str | None = None,
 ) -> dict[str, Any]:
     """The preview (``execute`` false: nothing written), or the command applied.
 
     Applied, the effect is planned again under the transaction's locks; with ``expected``
     (a preview id) it must be that preview, else PreviewChanged carries the fresh one.
+    With ``key``, a command already applied under it answers its first result again.
     A refusal is audited too, in its own statement once the transaction has rolled back.
     """
     if not execute:
         return {"outcome": "preview", **shown(command, await plan(conn))}
+    scope_key = f"backoffice:{scope.property.id}"
     try:
         async with conn.transaction():
+            if key is not None:
+                claimed = await conn.fetchval(QUERIES["claim_command_key"], scope_key, key, command)
+                if claimed is None:  # applied before (a concurrent one waited for it)
+                    first: dict[str, Any] = await conn.fetchval(
+                        QUERIES["command_key_result"], scope_key, key
+                    )
+                    return first
             effect = await plan(conn)
             if expected is not None and preview_id(command, effect) != expected:
                 raise PreviewChanged({"preview": shown(command, effect)})
             result = _json(await apply(conn, effect))
             await audit(conn, scope, command, arguments, result)
+            if key is not None:
+                await conn.execute(QUERIES["record_command_key"], scope_key, key, result)
     except AppError as exc:
         await audit(conn, scope, command, arguments, {"error": exc.code, **_json(exc.fields)})
         raise

@@ -36,6 +36,7 @@ async def create_walk_in(
     *,
     execute: bool = False,
     expected: str | None = None,
+    key: str | None = None,
 ) -> dict[str, Any]:
     """Preview or book one unit of ``room_type`` for ``party``. The guest's name is kept
     sealed, with its blind index, and appears in no preview, audit row or log; the same
@@ -54,7 +55,7 @@ async def create_walk_in(
         **party.as_json(),
     }
     # The same booking of the same guest is one booking, however often it is applied.
-    key = (
+    hold_key = (
         "walkin-"
         + hashlib.sha256(
             orjson.dumps([arguments, index], default=str, option=orjson.OPT_SORT_KEYS)
@@ -62,7 +63,7 @@ async def create_walk_in(
     )
 
     async def plan(conn: asyncpg.Connection) -> dict[str, Any]:
-        booked = await conn.fetchval(QUERIES["reservation_of_hold_key"], prop.id, key)
+        booked = await conn.fetchval(QUERIES["reservation_of_hold_key"], prop.id, hold_key)
         if booked is not None:
             return {"code": booked, "outcome": "already_created"}
         options = await quote(conn, prop, stay, party)
@@ -85,7 +86,7 @@ async def create_walk_in(
         if effect.get("outcome") == "already_created":
             return effect
         request = HoldRequest(
-            property_id=prop.id, stay=stay, units=(Unit(room_id, party),), idempotency_key=key
+            property_id=prop.id, stay=stay, units=(Unit(room_id, party),), idempotency_key=hold_key
         )
         hold = await create_hold(conn, request, ttl_seconds=WALK_IN_HOLD_SECONDS)
         if hold.total_cents != effect["total_cents"]:
@@ -122,5 +123,5 @@ async def create_walk_in(
         **party.as_json(),
     }
     return await run(
-        conn, scope, COMMAND, arguments, plan, apply, execute=execute, expected=expected
+        conn, scope, COMMAND, arguments, plan, apply, execute=execute, expected=expected, key=key
     )

@@ -72,7 +72,7 @@ async def handle_message(services: Services, pii: PiiKeys, event_id: str) -> str
             elif reading == "silent":
                 turn = Turn(conv.language or DEFAULT_LANGUAGE, conv.state, conv.context)
             else:
-                turn = await staff_command(services, conv, opened["text"])
+                turn = await staff_command(services, conv, opened["text"], contact, pii)
         except AppError as exc:
             if exc.status >= 500:
                 raise  # retryable: Cloud Tasks tries the whole turn again

@@ -3,8 +3,24 @@
 INSERT INTO audit_log (property_id, actor, command, arguments, result, correlation_id)
 VALUES ($1, $2, $3, $4, $5, $6)
 
+-- claim_command_key --
+-- A back-office command applied under a key (a desk confirmation): the first claims it; a
+-- concurrent one waits here for it to commit, then finds it taken.
+INSERT INTO idempotency_keys (scope, key, fingerprint) VALUES ($1, $2, $3)
+ON CONFLICT ON CONSTRAINT idempotency_keys_scope_key_key DO NOTHING
+RETURNING id
+
+-- command_key_result --
+SELECT response FROM idempotency_keys WHERE scope = $1 AND key = $2
+
+-- record_command_key --
+UPDATE idempotency_keys SET response = $3 WHERE scope = $1 AND key = $2
+
 -- room_type_of_property --
 SELECT id, code, name FROM room_types WHERE property_id = $1 AND code = $2
+
+-- room_types_of_property --
+SELECT code, name FROM room_types WHERE property_id = $1 ORDER BY code
 
 -- cancellation_tiers --
 -- The policy, most days first: the first tier a cancellation reaches applies.
