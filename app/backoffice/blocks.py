@@ -51,6 +51,7 @@ async def block_units(
     ``checkout``; refuses, naming the nights, when that would overbook."""
     wanted = _range(checkin, checkout, units)
     room_id = await room_type_id(conn, scope, room_type)
+    arguments = {"room_type": room_type, "checkin": checkin, "checkout": checkout, "units": units}
 
     async def plan(conn: asyncpg.Connection) -> dict[str, Any]:
         rows = await conn.fetch(QUERIES["ari_nights_to_block"], room_id, checkin, checkout)
@@ -58,13 +59,7 @@ async def block_units(
         short = [row["date"] for row in rows if row["free"] < units]
         if short:
             raise Conflict(f"blocking {units} would overbook {_dates(short)}: sold or held")
-        return {
-            "room_type": room_type,
-            "checkin": checkin,
-            "checkout": checkout,
-            "units": units,
-            "nights": wanted,
-        }
+        return {**arguments, "nights": wanted}
 
     async def apply(conn: asyncpg.Connection, effect: dict[str, Any]) -> dict[str, Any]:
         block_id = await conn.fetchval(
@@ -72,7 +67,6 @@ async def block_units(
         )
         return {**effect, "outcome": "blocked", "block_id": block_id}
 
-    arguments = {"room_type": room_type, "checkin": checkin, "checkout": checkout, "units": units}
     return await run(
         conn,
         scope,
@@ -102,6 +96,7 @@ async def unblock_units(
     fewer are blocked by hand (a channel's blocks are the channel's to lift)."""
     wanted = _range(checkin, checkout, units)
     room_id = await room_type_id(conn, scope, room_type)
+    arguments = {"room_type": room_type, "checkin": checkin, "checkout": checkout, "units": units}
 
     async def plan(conn: asyncpg.Connection) -> dict[str, Any]:
         # Lock the nights first (the same order as every claim), then count.
@@ -111,20 +106,13 @@ async def unblock_units(
         short = [row["date"] for row in rows if row["blocked"] < units]
         if short:
             raise Conflict(f"fewer than {units} units are blocked by hand on {_dates(short)}")
-        return {
-            "room_type": room_type,
-            "checkin": checkin,
-            "checkout": checkout,
-            "units": units,
-            "nights": wanted,
-        }
+        return {**arguments, "nights": wanted}
 
     async def apply(conn: asyncpg.Connection, effect: dict[str, Any]) -> dict[str, Any]:
         await conn.execute(QUERIES["remove_manual_units"], room_id, checkin, checkout, units)
         await conn.execute(QUERIES["release_empty_manual_blocks"], room_id)
         return {**effect, "outcome": "unblocked"}
 
-    arguments = {"room_type": room_type, "checkin": checkin, "checkout": checkout, "units": units}
     return await run(
         conn,
         scope,
