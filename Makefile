@@ -13,10 +13,11 @@ export PUBLIC_PORT WORKER_PORT
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.lock pyproject.toml
+# The dev lock includes the runtime lock (requirements.lock, all the image installs).
+$(VENV)/.installed: requirements.lock requirements-dev.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q -r requirements-dev.lock
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 

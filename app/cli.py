@@ -27,7 +27,7 @@ from app.errors import AppError, BadRequest
 from app.inventory.property_file import WEEKDAYS
 from app.local import beside_make_run, local_environment
 from app.logging import configure_logging, correlation_id
-from app.settings import ConfigError, Settings, load_settings
+from app.settings import ConfigError, Settings, environment_of, load_settings
 
 EXIT_CONFIG = 2
 
@@ -171,14 +171,34 @@ async def _channels_rotate(conn: asyncpg.Connection, settings: Settings, args: A
     return 0
 
 
-def _dev(
-    command: Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]],
-) -> Handler:
+DevCommand = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, dict[str, Any]]]
+
+
+def _dev(name: str) -> Handler:
+    """The command ``name`` of app.dev.commands, imported only when it runs: the production
+    image has no app/dev, and every other command must work there."""
+
     def run(settings: Settings, args: argparse.Namespace) -> int:
+        from app.dev import commands
+
+        command: DevCommand = getattr(commands, name)
         emit(asyncio.run(command(settings, args)))
         return 0
 
     return run
+
+
+def _outside_dev() -> str | None:
+    """Why dev commands must not run here, if so: they drive make run's fakes and trust
+    whatever a developer's machine serves. ENV is read as make run sees it (.env.example's
+    values under the real environment); the image has no .env.example, so it is prod there."""
+    try:
+        environment = environment_of(local_environment())
+    except ConfigError as exc:
+        return f"configuration error: {exc}"
+    if environment != "dev":
+        return f"dev commands run only with ENV=dev (ENV is {environment})"
+    return None
 
 
 def _dev_transcript(settings: Settings, args: argparse.Namespace) -> int:
@@ -537,6 +557,31 @@ def _parser() -> argparse.ArgumentParser:
     whose.add_argument("--phone", help="the guest's WhatsApp number")
     link.add_argument("--apply", action="store_true", help="send it (default: preview only)")
 
+    def _deploy(args: argparse.Namespace) -> int:
+        # An operator's tool, run from a checkout: imported only when it runs (the image
+        # has neither deploy/ nor the YAML parser it reads it with).
+        try:
+            from app.deploy.command import run_deploy
+        except ModuleNotFoundError as exc:
+            print(f"hotelly: deploy runs from a checkout (make install): {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+        return run_deploy(args)
+
+    deploy = commands.add_parser(
+        "deploy", help="both roles on Cloud Run, from a checkout (docs/deploy.md)"
+    ).add_subparsers(dest="sub", required=True)
+    for action, help_text in (
+        ("plan", "print the gcloud commands in order; runs nothing, needs no credentials"),
+        ("apply", "run them with gcloud from PATH (safe to repeat)"),
+    ):
+        sub = command(deploy, action, help_text, run_raw=_deploy)
+        sub.add_argument("--project", required=True)
+        sub.add_argument("--region", required=True)
+        sub.add_argument("--worker-url", help="default: Cloud Run's URL of hotelly-worker")
+        sub.add_argument("--tag", help="the image's tag (default: the commit checked out)")
+        sub.add_argument("--cloudsql-instance", help="default: hotelly")
+        sub.add_argument("--alert-email", help="the address the alert policies page")
+
     ops = commands.add_parser("ops", help="runbook checks and repairs").add_subparsers(
         dest="sub", required=True
     )
@@ -613,9 +658,8 @@ def _parser() -> argparse.ArgumentParser:
         dest="sub", required=True
     )
     command(dev, "up", "the whole system on this machine (what `make run` runs)", run_raw=_dev_up)
-    from app.dev.commands import dev_hold, dev_pay, dev_whatsapp
 
-    hold = command(dev, "hold", "hold nights and open their Checkout Session", run=_dev(dev_hold))
+    hold = command(dev, "hold", "hold nights and open their Checkout Session", run=_dev("dev_hold"))
     hold.add_argument("--property", required=True)
     hold.add_argument("--room-type", required=True)
     hold.add_argument("--checkin", type=_date, required=True)
@@ -627,7 +671,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     hold.add_argument("--idempotency-key")
     pay = command(
-        dev, "pay", "pay a hold in the fake Stripe and deliver Stripe's event", run=_dev(dev_pay)
+        dev, "pay", "pay a hold in the fake Stripe and deliver Stripe's event", run=_dev("dev_pay")
     )
     pay.add_argument("hold_id", metavar="HOLD_ID", help="a hold id, or the cs_… id in its link")
     pay.add_argument("--payment-status", choices=["paid", "unpaid"], default="paid")
@@ -635,7 +679,7 @@ def _parser() -> argparse.ArgumentParser:
         dev,
         "whatsapp",
         "send a guest's message to the webhook as Meta would",
-        run=_dev(dev_whatsapp),
+        run=_dev("dev_whatsapp"),
     )
     whatsapp.add_argument("--from", dest="sender", required=True, help="e.g. +5511999990000")
     whatsapp.add_argument("--provider", choices=["meta", "evolution"], default="meta")
@@ -645,13 +689,12 @@ def _parser() -> argparse.ArgumentParser:
         dev, "transcript", "print a guest's conversation, oldest first", run=_dev_transcript
     )
     transcript.add_argument("--from", dest="sender", required=True)
-    from app.dev.commands import dev_stripe_dispute, dev_stripe_refund
 
     stripe_refund = command(
         dev,
         "stripe-refund",
         "refund a payment in the fake Stripe's dashboard and deliver charge.refunded",
-        run=_dev(dev_stripe_refund),
+        run=_dev("dev_stripe_refund"),
     )
     stripe_refund.add_argument("payment_id", metavar="PAYMENT_ID", help="payments.id")
     stripe_refund.add_argument("--amount", type=int, help="cents (default: what is left)")
@@ -659,7 +702,7 @@ def _parser() -> argparse.ArgumentParser:
         dev,
         "stripe-dispute",
         "dispute a payment in the fake Stripe and deliver charge.dispute.created",
-        run=_dev(dev_stripe_dispute),
+        run=_dev("dev_stripe_dispute"),
     )
     stripe_dispute.add_argument("payment_id", metavar="PAYMENT_ID", help="payments.id")
     stripe_dispute.add_argument(
@@ -667,7 +710,6 @@ def _parser() -> argparse.ArgumentParser:
         choices=["won", "lost", "warning_closed"],
         help="decide the latest dispute instead (charge.dispute.closed)",
     )
-    from app.dev.commands import dev_channel_book, dev_channel_cancel, dev_channels_sync
 
     dev_channels = dev.add_parser("channels", help="the fake channel of make run").add_subparsers(
         dest="channels_sub", required=True
@@ -676,7 +718,7 @@ def _parser() -> argparse.ArgumentParser:
         dev_channels,
         "book",
         "a booking on the channel: an event in its feed",
-        run=_dev(dev_channel_book),
+        run=_dev("dev_channel_book"),
     )
     book.add_argument("--property", required=True)
     book.add_argument("--calendar", required=True)
@@ -686,7 +728,7 @@ def _parser() -> argparse.ArgumentParser:
         dev_channels,
         "cancel",
         "the booking cancelled on the channel: its event removed",
-        run=_dev(dev_channel_cancel),
+        run=_dev("dev_channel_cancel"),
     )
     cancel.add_argument("--property", required=True)
     cancel.add_argument("--calendar", required=True)
@@ -695,7 +737,7 @@ def _parser() -> argparse.ArgumentParser:
         dev_channels,
         "sync",
         "sync the calendars now, through the task path",
-        run=_dev(dev_channels_sync),
+        run=_dev("dev_channels_sync"),
     ).add_argument("--property")
     return parser
 
@@ -704,6 +746,9 @@ def main(argv: list[str] | None = None) -> int:
     if Path(".env").is_file():
         load_dotenv(".env", override=False)  # the real environment always wins
     args = _parser().parse_args(argv)
+    if args.command == "dev" and (refusal := _outside_dev()) is not None:
+        print(f"hotelly: {refusal}", file=sys.stderr)
+        return EXIT_CONFIG
     run_raw: Callable[[argparse.Namespace], int] | None = getattr(args, "run_raw", None)
     if run_raw is not None:
         return run_raw(args)

@@ -4,6 +4,10 @@ yoyo's own lock is a table row; a migrator killed mid-run leaves it behind and
 every later run waits for it. We take a session-level advisory lock first (it
 dies with its connection), so whoever holds it may safely break yoyo's row lock.
 Everything runs on yoyo's single connection.
+
+The deploy runs this before a new revision takes traffic, while the previous one still
+serves: each migration must keep that revision working (expand now, contract a release
+later; the rule is sql/migrations/README.md, tests/test_expand_contract.py checks it).
 """
 
 from __future__ import annotations

@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 
 ROLES = ("public", "worker")
 ENVIRONMENTS = ("prod", "dev")
+# Google's certificates, which sign Cloud Tasks' and Cloud Scheduler's OIDC tokens.
 PRODUCTION_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
+# Stripe refuses a Checkout Session that expires sooner than 30 minutes after its creation.
+STRIPE_MIN_SESSION_SECONDS = 1800
 
 
 class ConfigError(Exception):
@@ -174,7 +177,8 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str 
 
 
 def load_settings(env: Mapping[str, str] | None = None, *, require_role: bool = False) -> Settings:
-    """Parse and validate every variable; ``require_role`` is set by ``serve`` only."""
+    """Parse and validate every variable, then the combinations production must not run
+    with; ``require_role`` is set by ``serve`` only."""
     env = os.environ if env is None else env
     database_url = _required(env, "DATABASE_URL")
     if not database_url.startswith(("postgresql://", "postgres://")):
@@ -182,6 +186,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_role: bool = 
     role = _choice(env, "ROLE", ROLES)
     if require_role and role is None:
         raise ConfigError("ROLE", f"is required to serve: one of {', '.join(ROLES)}")
+    environment = environment_of(env)
     level = (_text(env, "LOG_LEVEL", "INFO") or "INFO").upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("LOG_LEVEL", f"must be DEBUG, INFO, WARNING or ERROR (got {level!r})")
@@ -189,7 +194,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_role: bool = 
     settings = Settings(
         database_url=Secret(database_url),
         role=role,
-        env=_choice(env, "ENV", ENVIRONMENTS) or "prod",
+        env=environment,
         host=_text(env, "HOST", "0.0.0.0") or "0.0.0.0",
         port=_int(env, "PORT", 8080, 1, 65535),
         db_pool_max=_int(env, "DB_POOL_MAX", 10, 1, 1000),
@@ -230,9 +235,40 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_role: bool = 
         whatsapp_send_proof_seconds=_int(env, "WHATSAPP_SEND_PROOF_SECONDS", 60, 0, 3600),
         ical_secret=_secret(env, "ICAL_SECRET"),
     )
+    _check_oidc_certs(settings)
+    _check_hold_outlives_checkout(settings)
     if role is not None and require_role:
         _require_for_role(settings)
     return settings
+
+
+def environment_of(env: Mapping[str, str]) -> str:
+    """``ENV``: ``dev`` on a developer's machine, ``prod`` when unset."""
+    return _choice(env, "ENV", ENVIRONMENTS) or "prod"
+
+
+def _check_oidc_certs(settings: Settings) -> None:
+    # Whoever serves the certificates can mint tokens the worker accepts: only a developer's
+    # machine may trust other keys (the tasks emulator's).
+    if settings.oidc_certs_url != PRODUCTION_CERTS_URL and settings.env != "dev":
+        raise ConfigError(
+            "OIDC_CERTS_URL",
+            f"may differ from Google's ({PRODUCTION_CERTS_URL}) only with ENV=dev "
+            f"(ENV is {settings.env})",
+        )
+
+
+def _check_hold_outlives_checkout(settings: Settings) -> None:
+    # The session closes CHECKOUT_GRACE_SECONDS before its hold expires and cannot close
+    # sooner than Stripe's minimum, so a shorter hold could expire under a guest still paying.
+    floor = STRIPE_MIN_SESSION_SECONDS + settings.checkout_grace_seconds
+    if settings.hold_ttl_seconds <= floor:
+        raise ConfigError(
+            "HOLD_TTL_SECONDS",
+            f"must exceed Stripe's {STRIPE_MIN_SESSION_SECONDS} s Checkout minimum plus "
+            f"CHECKOUT_GRACE_SECONDS ({STRIPE_MIN_SESSION_SECONDS} + "
+            f"{settings.checkout_grace_seconds} = {floor} s; got {settings.hold_ttl_seconds})",
+        )
 
 
 # What each role cannot serve without.

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from app.settings import ConfigError, Secret, load_settings
+from app.settings import PRODUCTION_CERTS_URL, ConfigError, Secret, load_settings
 from tests.support import ROOT, app_env, run_cli
 
 URL = "postgresql://postgres:s3cr3t-pw@127.0.0.1:5432/hotelly"
@@ -107,3 +107,65 @@ def test_every_env_example_variable_is_documented_by_a_comment() -> None:
         if line and not line.startswith("#"):
             previous = lines[index - 1] if index else ""
             assert previous.startswith("#") or "=" in previous, line
+
+
+LOCAL_CERTS = "http://127.0.0.1:8124/oauth2/v1/certs"
+
+
+def test_oidc_certs_url_may_differ_from_googles_only_with_env_dev() -> None:
+    """Certificates other than Google's would let whoever serves them mint tokens the worker
+    accepts: refused, naming OIDC_CERTS_URL and ENV, unless ENV=dev (the tasks emulator's)."""
+    for env in ({}, {"ENV": "prod"}):
+        with pytest.raises(ConfigError) as caught:
+            load_settings({"DATABASE_URL": URL, "OIDC_CERTS_URL": LOCAL_CERTS, **env})
+        assert caught.value.variable == "OIDC_CERTS_URL" and "ENV=dev" in str(caught.value)
+    dev = load_settings({"DATABASE_URL": URL, "OIDC_CERTS_URL": LOCAL_CERTS, "ENV": "dev"})
+    assert dev.oidc_certs_url == LOCAL_CERTS
+    google = load_settings({"DATABASE_URL": URL, "OIDC_CERTS_URL": PRODUCTION_CERTS_URL})
+    assert google.env == "prod" and google.oidc_certs_url == PRODUCTION_CERTS_URL
+
+
+@pytest.mark.parametrize(("ttl", "grace"), [("2100", "300"), ("1800", "0"), ("2400", "600")])
+def test_hold_ttl_must_exceed_stripes_minimum_plus_the_grace(ttl: str, grace: str) -> None:
+    """A hold no longer than Stripe's 30-minute Checkout minimum plus CHECKOUT_GRACE_SECONDS
+    could expire under a guest still paying: refused, naming both variables and the values."""
+    env = {"DATABASE_URL": URL, "HOLD_TTL_SECONDS": ttl, "CHECKOUT_GRACE_SECONDS": grace}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env)
+    message = str(caught.value)
+    assert caught.value.variable == "HOLD_TTL_SECONDS" and "CHECKOUT_GRACE_SECONDS" in message
+    assert f"got {ttl}" in message and f"{1800 + int(grace)} s" in message
+    longer = load_settings({**env, "HOLD_TTL_SECONDS": str(1800 + int(grace) + 1)})
+    assert longer.hold_ttl_seconds == 1800 + int(grace) + 1
+
+
+HOLD_ARGS = ("dev", "hold", "--property", "p", "--room-type", "r")
+HOLD_DATES = ("--checkin", "2027-01-10", "--checkout", "2027-01-12")
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        (("check-config",), {"OIDC_CERTS_URL": LOCAL_CERTS}, ("OIDC_CERTS_URL", "ENV")),
+        (("serve",), {"ROLE": "worker", "HOLD_TTL_SECONDS": "1900"}, ("HOLD_TTL_SECONDS",)),
+        ((*HOLD_ARGS, *HOLD_DATES), {"ENV": "prod"}, ("ENV=dev",)),
+    ],
+)
+def test_each_guard_stops_the_cli_with_one_line(
+    args: tuple[str, ...], env: dict[str, str], named: tuple[str, ...], tmp_path: Path
+) -> None:
+    """Each guard stops its command with exit 2 and exactly one stderr line naming what is
+    wrong, no traceback, nothing on stdout; `ENV=prod … dev hold` is refused even though
+    .env.example (read under the real environment for dev commands) says ENV=dev."""
+    result = run_cli(*args, env=app_env(DATABASE_URL=URL, HOTELLY_LOCAL_DIR=str(tmp_path), **env))
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and all(name in lines[0] for name in named), result.stderr
+
+
+def test_dev_commands_take_env_dev_from_env_example(tmp_path: Path) -> None:
+    """With no ENV set, a dev command beside the repository runs as make run does: ENV=dev
+    from .env.example, so it goes past the guard (and then wants make run's database)."""
+    result = run_cli(*HOLD_ARGS, *HOLD_DATES, env=app_env(HOTELLY_LOCAL_DIR=str(tmp_path)))
+    assert result.returncode == 2
+    assert "ENV=dev" not in result.stderr and "DATABASE_URL" in result.stderr

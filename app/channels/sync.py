@@ -88,6 +88,13 @@ async def sync_calendar(
             )
             applied = {k: v for k, v in dict(row).items() if k != "outbox_ids" and v}
             outbox.written(row["outbox_ids"])
+            if row["conflicts"]:
+                # Its own event, apart from channel_synced, so a metric and an alert can
+                # count conflicts without reading the changes' shape.
+                log.warning(
+                    "channel_conflict_recorded",
+                    extra={"calendar_id": calendar_id, "conflicts": row["conflicts"]},
+                )
         await conn.execute(
             QUERIES["record_sync_success"],
             calendar_id,

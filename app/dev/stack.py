@@ -1,15 +1,14 @@
 """`make run`: the whole system on this machine, no Docker.
 
-Starts a Postgres under .local/ unless DATABASE_URL is set, always migrates the
-database it uses and imports docs/examples/property.json, starts the local Cloud
-Tasks, the fake Stripe API, the fake WhatsApp Graph API, a fake Evolution gateway
-(for docs/examples/property-evolution.json, imported too) and a fake channel serving the
-sample inn's imported calendar (Airbnb-style iCal), then serves `public` on
-127.0.0.1:$PUBLIC_PORT and `worker` on 127.0.0.1:$WORKER_PORT until Ctrl-C or SIGTERM,
-and stops everything it started. A process that dies is started again after a short
-backoff, as Cloud Run replaces an instance. It also plays Cloud Scheduler: every few
-seconds it enqueues each scheduled task of the catalog (the hold sweep, the outbox relay,
-the receipts' re-drive, the channel sync) through the same authenticated task path production uses.
+Starts a Postgres under .local/ unless DATABASE_URL is set, then runs the setup steps
+(``SETUP``: migrate, import docs/examples/property.json and property-evolution.json) and
+keeps the processes of ``processes()`` running: the local Cloud Tasks, the fake Stripe API,
+the fake WhatsApp Graph API, a fake Evolution gateway (the second sample inn's) and a fake
+channel serving the sample inn's imported calendar (Airbnb-style iCal), then `public` on
+127.0.0.1:$PUBLIC_PORT and `worker` on 127.0.0.1:$WORKER_PORT, then the local Cloud
+Scheduler (app/dev/scheduler.py), until Ctrl-C or SIGTERM; it stops everything it started.
+A process that dies is started again after a short backoff, as Cloud Run replaces an
+instance. deploy/compose.yaml runs the same steps and processes (a test compares them).
 
 Every other variable defaults to its value in .env.example; the environment wins.
 """
@@ -24,36 +23,128 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
 from app.dev.postgres import LocalPostgres, _die_with_parent, start_postgres
-from app.errors import Unavailable
 from app.local import ROOT, database_url_file, local_dir, local_environment
 from app.logging import configure_logging
-from app.settings import load_settings
-from app.tasks.catalog import scheduled
-from app.tasks.queue import TaskQueue, queue_config
 
 log = logging.getLogger("app.dev.stack")
 
-SAMPLE_PROPERTY = ROOT / "docs" / "examples" / "property.json"
+SAMPLE_PROPERTY = "docs/examples/property.json"
 # A second inn, on an Evolution API gateway (a local fake at its api_base).
-SAMPLE_EVOLUTION_PROPERTY = ROOT / "docs" / "examples" / "property-evolution.json"
-# The channel the sample inn's imported calendar comes from (a local fake at its URL).
-SAMPLE_CHANNEL_PORT = "12114"
-# Production's scheduler runs every few minutes; locally, often enough to watch.
-SCHEDULE_EVERY_SECONDS = 5
+SAMPLE_EVOLUTION_PROPERTY = "docs/examples/property-evolution.json"
+# One-shot steps before any process starts, in this order: python's arguments, run from the
+# repository's root (compose runs them from the image's working directory).
+SETUP: dict[str, tuple[str, ...]] = {
+    "migrate": ("-m", "app", "migrate"),
+    "import_property": ("-m", "app", "property", "import", SAMPLE_PROPERTY),
+    "import_property_evolution": ("-m", "app", "property", "import", SAMPLE_EVOLUTION_PROPERTY),
+}
 # A process that dies is restarted after a backoff that doubles while it keeps dying
 # (a crash loop must not spin), and starts again from the minimum once it has run a while.
 RESTART_BACKOFF_SECONDS = (0.5, 10.0)
 STABLE_SECONDS = 30.0
 
 
+@dataclass(frozen=True)
+class Process:
+    """A process the stack keeps running: python's arguments, the port it listens on (None:
+    it serves nothing), its variables over the stack's, and the processes that must listen
+    before it starts (earlier ones in the table)."""
+
+    name: str
+    argv: tuple[str, ...]
+    port: str | None
+    env: Mapping[str, str] = field(default_factory=dict)
+    needs: tuple[str, ...] = ()
+
+
 def _port(address: str) -> str:
     """The port of ``host:port`` or of a URL (``http://host:port/path``)."""
     return address.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[1]
+
+
+def _sample(path: str) -> Any:
+    return orjson.loads((ROOT / path).read_bytes())
+
+
+def _channel_port() -> str:
+    """The fake channel's port: the one the sample inn's imported calendars are at (one
+    fake serves every calendar by name)."""
+    (port,) = {
+        _port(calendar["import_url"])
+        for room_type in _sample(SAMPLE_PROPERTY)["room_types"]
+        for calendar in room_type.get("calendars", [])
+        if "import_url" in calendar
+    }
+    return port
+
+
+def _fake(name: str, port: str, *arguments: str) -> Process:
+    return Process(name, ("-m", f"app.dev.{name}", "--port", port, *arguments), port)
+
+
+def processes(env: Mapping[str, str], key_file: str) -> tuple[Process, ...]:
+    """What `make run` keeps running, in start order, given its environment: each fake at
+    the address that environment (or the sample files) points the app at, the two roles,
+    the scheduler. ``key_file`` is where the local Cloud Tasks keeps its signing key."""
+    evolution = _sample(SAMPLE_EVOLUTION_PROPERTY)["whatsapp"]
+    fakes = (
+        _fake(
+            "tasks_emulator",
+            _port(env["TASKS_EMULATOR_HOST"]),
+            "--certs-port",
+            _port(env["OIDC_CERTS_URL"]),
+            # A restarted emulator keeps signing with the key the worker already trusts.
+            "--key-file",
+            key_file,
+        ),
+        _fake("fake_stripe", _port(env["STRIPE_API_BASE"]), "--api-key", env["STRIPE_SECRET_KEY"]),
+        _fake(
+            "fake_graph",
+            _port(env["WHATSAPP_API_BASE"]),
+            "--access-token",
+            env["WHATSAPP_ACCESS_TOKEN"],
+            # Statuses of what it sends come back to the public webhook, as Meta's do.
+            "--webhook-url",
+            f"{env['PUBLIC_URL'].rstrip('/')}/webhooks/whatsapp/meta",
+            "--app-secret",
+            env["WHATSAPP_APP_SECRET"],
+        ),
+        _fake("fake_channel", _channel_port()),
+        _fake(
+            "fake_evolution",
+            _port(evolution["api_base"]),
+            "--instance",
+            evolution["instance"],
+            "--api-key",
+            evolution["api_key"],
+        ),
+    )
+    # The roles talk to the fakes, so they start once the fakes listen.
+    roles = tuple(
+        Process(
+            role,
+            ("-m", "app", "serve"),
+            port,
+            {"ROLE": role, "PORT": port, "HOST": "127.0.0.1"},
+            tuple(fake.name for fake in fakes),
+        )
+        for role, port in (
+            ("public", env.get("PUBLIC_PORT", "8080")),
+            ("worker", env.get("WORKER_PORT", "8081")),
+        )
+    )
+    # Its tasks go through the local Cloud Tasks to the worker.
+    scheduler = Process(
+        "scheduler", ("-m", "app.dev.scheduler"), None, {}, ("tasks_emulator", "worker")
+    )
+    return (*fakes, *roles, scheduler)
 
 
 @dataclass
@@ -63,7 +154,7 @@ class Child:
     name: str
     argv: list[str]
     env: dict[str, str]
-    port: str
+    port: str | None
     process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     backoff: float = RESTART_BACKOFF_SECONDS[0]
@@ -96,38 +187,46 @@ class Child:
         elif now >= self.restart_at:
             self.start()
 
-
-async def _wait_port(host_port: str, process: subprocess.Popen[bytes]) -> None:
-    host, port = host_port.rsplit(":", 1)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            _, writer = await asyncio.open_connection(host, int(port))
-            writer.close()
+    async def listening(self) -> None:
+        """Return once the process accepts connections on its port (at once without one)."""
+        assert self.process is not None
+        if self.port is None:
             return
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"nothing listens on {host_port}") from None
-            await asyncio.sleep(0.05)
-
-
-async def _play_scheduler(queue: TaskQueue) -> None:
-    while True:
-        tick = str(int(time.time()) // SCHEDULE_EVERY_SECONDS)
-        for kind in scheduled():
+        deadline = time.monotonic() + 30
+        while True:
             try:
-                await queue.enqueue(kind, kind.task_name(tick), {})
-            except Unavailable:
-                log.warning("scheduler_enqueue_failed", extra={"task_name": kind.task_name(tick)})
-        await asyncio.sleep(SCHEDULE_EVERY_SECONDS)
+                _, writer = await asyncio.open_connection("127.0.0.1", int(self.port))
+                writer.close()
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"nothing listens on 127.0.0.1:{self.port}") from None
+                await asyncio.sleep(0.05)
+
+
+async def _start(table: tuple[Process, ...], env: dict[str, str], children: list[Child]) -> None:
+    """Start the table in order, a process once those it needs listen: the ones that need
+    nothing started since start together."""
+    waiting: list[Child] = []
+    for process in table:
+        if not set(process.needs) <= {child.name for child in children if child not in waiting}:
+            for child in waiting:
+                await child.listening()
+            waiting = []
+        child = Child(process.name, list(process.argv), {**env, **process.env}, process.port)
+        child.start()
+        children.append(child)
+        waiting.append(child)
+    for child in waiting:
+        await child.listening()
 
 
 def _stop_all(children: list[Child]) -> None:
-    processes = [child.process for child in children if child.process is not None]
-    for process in processes:
+    running = [child.process for child in children if child.process is not None]
+    for process in running:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
-    for process in processes:
+    for process in running:
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -140,81 +239,17 @@ async def _run(env: dict[str, str], children: list[Child]) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-
-    tasks_port = _port(env["TASKS_EMULATOR_HOST"])
-    evolution = orjson.loads(SAMPLE_EVOLUTION_PROPERTY.read_bytes())["whatsapp"]
-    services: tuple[tuple[str, str, list[str]], ...] = (  # (module, its port, its arguments)
-        (
-            "tasks_emulator",
-            tasks_port,
-            [
-                "--certs-port",
-                _port(env["OIDC_CERTS_URL"]),
-                # A restarted emulator keeps signing with the key the worker already trusts.
-                "--key-file",
-                str(local_dir() / "tasks-signing-key.pem"),
-            ],
-        ),
-        ("fake_stripe", _port(env["STRIPE_API_BASE"]), ["--api-key", env["STRIPE_SECRET_KEY"]]),
-        (
-            "fake_graph",
-            _port(env["WHATSAPP_API_BASE"]),
-            [
-                "--access-token",
-                env["WHATSAPP_ACCESS_TOKEN"],
-                # Statuses of what it sends come back to the public webhook, as Meta's do.
-                "--webhook-url",
-                f"{env['PUBLIC_URL'].rstrip('/')}/webhooks/whatsapp/meta",
-                "--app-secret",
-                env["WHATSAPP_APP_SECRET"],
-            ],
-        ),
-        ("fake_channel", SAMPLE_CHANNEL_PORT, []),
-        (
-            "fake_evolution",
-            _port(evolution["api_base"]),
-            ["--instance", evolution["instance"], "--api-key", evolution["api_key"]],
-        ),
-    )
-    roles = (("public", env.get("PUBLIC_PORT", "8080")), ("worker", env.get("WORKER_PORT", "8081")))
-    # The fakes first, then the two roles that talk to them.
-    for group in (
-        [
-            Child(module, ["-m", f"app.dev.{module}", "--port", port, *arguments], env, port)
-            for module, port, arguments in services
-        ],
-        [
-            Child(
-                role,
-                ["-m", "app", "serve"],
-                {**env, "ROLE": role, "PORT": port, "HOST": "127.0.0.1"},
-                port,
-            )
-            for role, port in roles
-        ],
-    ):
-        children += group
-        for child in group:
-            child.start()
-        for child in group:
-            assert child.process is not None
-            await _wait_port(f"127.0.0.1:{child.port}", child.process)
-    log.info("stack_up", extra={"ports": dict(roles)})
-
-    queue = TaskQueue(queue_config(load_settings(env)))
-    scheduler = asyncio.create_task(_play_scheduler(queue))
-    try:
-        while not stop.is_set():
-            now = time.monotonic()
-            for child in children:
-                child.watch(now)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.2)
-        return 0
-    finally:
-        scheduler.cancel()
-        await asyncio.gather(scheduler, return_exceptions=True)
-        await queue.close()
+    table = processes(env, str(local_dir() / "tasks-signing-key.pem"))
+    await _start(table, env, children)
+    roles = ("public", "worker")
+    log.info("stack_up", extra={"ports": {p.name: p.port for p in table if p.name in roles}})
+    while not stop.is_set():
+        now = time.monotonic()
+        for child in children:
+            child.watch(now)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.2)
+    return 0
 
 
 def run_stack() -> int:
@@ -234,13 +269,9 @@ def run_stack() -> int:
             log.info("local_postgres_started", extra={"port": database.port})
         # Commands in another terminal find this database without configuration.
         database_url_file().write_text(env["DATABASE_URL"] + "\n")
-        for step in (
-            ["migrate"],
-            ["property", "import", str(SAMPLE_PROPERTY)],
-            ["property", "import", str(SAMPLE_EVOLUTION_PROPERTY)],
-        ):
-            if subprocess.run([sys.executable, "-m", "app", *step], env=env).returncode != 0:
-                log.error("stack_setup_failed", extra={"step": step[0]})
+        for step, argv in SETUP.items():
+            if subprocess.run([sys.executable, *argv], env=env, cwd=ROOT).returncode != 0:
+                log.error("stack_setup_failed", extra={"step": step})
                 return 1
         return asyncio.run(_run(env, children))
     finally:

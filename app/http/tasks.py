@@ -26,6 +26,7 @@ from app.http.deps import Deps, deps
 from app.inventory.holds import expire_due_holds, expire_hold
 from app.logging import annotate_request, correlation_id
 from app.messaging.delivery import deliver
+from app.ops.status import check_status, log_status
 from app.payments.events import process_stripe_event
 from app.payments.refunds import send_refund
 from app.tasks import catalog
@@ -214,6 +215,17 @@ async def channels_sync_all(request: Request) -> JSONResponse:
     return _done("enqueued", calendars=len(calendars))
 
 
+@task_endpoint
+async def ops_status(request: Request) -> JSONResponse:
+    """A breached check is the alerts' business, not a failed task: 200 either way, so
+    Cloud Tasks never retries a status that was read and logged."""
+    d = deps(request)
+    async with d.pool.acquire() as conn:
+        results = await check_status(conn)
+    log_status(results)
+    return _done("checked", breached=[r.check.name for r in results if r.breached])
+
+
 # The handler of each task kind: the worker's route table is made from this.
 HANDLERS: dict[catalog.TaskKind, Endpoint] = {
     catalog.STRIPE_EVENT: stripe_event,
@@ -228,4 +240,5 @@ HANDLERS: dict[catalog.TaskKind, Endpoint] = {
     catalog.CONVERSATION_NOTIFY: conversation_notify,
     catalog.STAFF_NOTIFY: staff_notify,
     catalog.REFUND_SEND: refund_send,
+    catalog.OPS_STATUS: ops_status,
 }

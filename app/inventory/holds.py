@@ -6,13 +6,16 @@ contended row locks live for one round trip. None of them calls the network.
 
 Each notes the outbox rows it wrote (``outbox.written``) for the relay that follows its
 handler, and stamps them with a correlation id: the one given, else the current request's
-or command's.
+or command's. Each change of a hold's state logs one line (``hold_created``,
+``hold_expired``, ``hold_cancelled``, ``hold_converted``, ``payment_needs_refund``): event
+names and fields are contracts the log-based metrics read (docs/operations/observability.md).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import uuid
 from dataclasses import dataclass
 
@@ -32,6 +35,8 @@ from app.errors import (
 from app.inventory.stay import Party, Stay
 from app.logging import correlation_id as current_correlation
 from app.tasks import outbox
+
+log = logging.getLogger("app.inventory")
 
 # The stay rules create_hold enforces, by the name it refuses with.
 STAY_RULES = ("min_stay", "max_stay", "closed_to_arrival", "closed_to_departure", "stop_sell")
@@ -135,6 +140,16 @@ async def create_hold(
     assert row is not None
     outbox.written([row["outbox_id"]])
     outcome = row["outcome"]
+    if outcome == "created":
+        log.info(
+            "hold_created",
+            extra={
+                "hold_id": str(row["hold_id"]),
+                "property_id": request.property_id,
+                "nights": request.stay.nights,
+                "units": len(request.units),
+            },
+        )
     if outcome in ("created", "replayed"):
         return Hold(
             id=row["hold_id"],
@@ -177,7 +192,13 @@ async def _release(
         raise _translate(exc) from None
     assert row is not None
     outbox.written([row["outbox_id"]])
-    return bool(row["outcome"] == status)
+    released = bool(row["outcome"] == status)
+    if released:
+        if status == "expired":
+            log.info("hold_expired", extra={"hold_id": str(hold_id), "via": "task"})
+        else:
+            log.info("hold_cancelled", extra={"hold_id": str(hold_id), "reason": reason})
+    return released
 
 
 async def expire_hold(
@@ -204,6 +225,10 @@ async def expire_due_holds(conn: asyncpg.Connection, limit: int) -> list[uuid.UU
     except asyncpg.PostgresError as exc:
         raise _translate(exc) from None
     outbox.written(row["outbox_id"] for row in rows)
+    # One line per hold, like an expire task's, so a count of expiries or a search by hold id
+    # finds the sweep's too; "via" tells lost expire tasks apart.
+    for row in rows:
+        log.info("hold_expired", extra={"hold_id": str(row["hold_id"]), "via": "sweep"})
     return [row["hold_id"] for row in rows]
 
 
@@ -242,6 +267,11 @@ async def convert_hold(
     outbox.written([row["outbox_id"]])
     if row["outcome"] == "unknown_hold":
         raise NotFound("no such hold")
+    fields = {"hold_id": str(hold_id), "payment_id": str(row["payment_id"]), "provider": provider}
+    if row["outcome"] == "converted":
+        log.info("hold_converted", extra={**fields, "reservation_id": str(row["reservation_id"])})
+    elif row["outcome"] in ("late", "duplicate", "mismatch"):
+        log.warning("payment_needs_refund", extra={**fields, "outcome": row["outcome"]})
     return Conversion(
         outcome=row["outcome"],
         payment_id=row["payment_id"],

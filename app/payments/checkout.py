@@ -16,10 +16,9 @@ import stripe
 
 from app.db import QUERIES
 from app.errors import Conflict, NotFound, Unavailable
-from app.settings import Settings
+from app.settings import STRIPE_MIN_SESSION_SECONDS, Settings
 
-# Stripe refuses a session that expires sooner than 30 minutes after its creation.
-STRIPE_MIN_SESSION = dt.timedelta(minutes=30)
+STRIPE_MIN_SESSION = dt.timedelta(seconds=STRIPE_MIN_SESSION_SECONDS)
 # The session is created right after its hold; this covers the gap between the two.
 CREATION_SLACK = dt.timedelta(minutes=5)
 

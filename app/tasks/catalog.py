@@ -57,6 +57,8 @@ CHANNELS_SYNC_ALL = TaskKind(
 )
 # One of our refunds made at Stripe, keyed by the refund's id.
 REFUND_SEND = TaskKind("/tasks/payments/refund", "default", "refund")
+# The runbook's invariant checks, logged for the alerts: as often as a calendar syncs.
+OPS_STATUS = TaskKind("/tasks/ops/status", "default", "status", schedule="*/15 * * * *")
 
 CATALOG = (
     STRIPE_EVENT,
@@ -71,6 +73,7 @@ CATALOG = (
     CONVERSATION_NOTIFY,
     STAFF_NOTIFY,
     REFUND_SEND,
+    OPS_STATUS,
 )
 # The task that processes a receipt of each provider event source.
 RECEIPT_TASKS = {"stripe": STRIPE_EVENT, "whatsapp": WHATSAPP_MESSAGE}

@@ -29,7 +29,6 @@ from app.logging import annotate_request
 from app.tasks.outbox import relaying
 
 ISSUERS = frozenset({"accounts.google.com", "https://accounts.google.com"})
-PRODUCTION_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 # Tolerated clock difference between Google and us.
 CLOCK_SKEW_SECONDS = 30
 # Without Cache-Control, refetch hourly; never refetch for an unknown kid more often

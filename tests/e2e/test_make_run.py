@@ -47,6 +47,7 @@ def ports_env(**values: str) -> dict[str, str]:
         OIDC_AUDIENCE=worker_url,
         TASKS_EMULATOR_HOST=f"127.0.0.1:{ports['tasks']}",
         OIDC_CERTS_URL=f"http://127.0.0.1:{ports['certs']}/oauth2/v1/certs",
+        ENV="dev",  # the emulator's certificates are trusted only there
         STRIPE_API_BASE=f"http://127.0.0.1:{ports['stripe']}",
         WHATSAPP_API_BASE=f"http://127.0.0.1:{ports['graph']}/v21.0",
     )

@@ -9,6 +9,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from app.deploy.plan import Options, build_plan
 from app.http import worker
 from app.tasks.catalog import (
     CATALOG,
@@ -56,14 +57,18 @@ def test_unsafe_sequential_and_regenerated_names() -> None:
 
 def test_every_kind_is_routed_queued_and_scheduled_as_declared() -> None:
     """Each kind has one worker route and a known queue; every receipt source has a kind;
-    deploy/scheduler.yaml runs exactly the scheduled kinds, on their schedules, against
-    their worker paths; deploy/queues.yaml defines every queue."""
+    the deploy plan's Cloud Scheduler jobs run exactly the scheduled kinds, on their
+    schedules, against their worker paths; deploy/queues.yaml defines every queue."""
     task_paths = [r.path for r in worker.routes if r.path.startswith("/tasks")]
     assert sorted(task_paths) == sorted(kind.path for kind in CATALOG)
     assert all(kind.queue in QUEUES for kind in CATALOG)
     assert set(RECEIPT_TASKS.values()) <= set(CATALOG)
-    jobs = yaml.safe_load((ROOT / "deploy" / "scheduler.yaml").read_text())["jobs"]
-    declared = {(job["schedule"], job["target"].split("}", 1)[1]) for job in jobs.values()}
+    worker_url = "https://hotelly-worker-1.test.run.app"
+    plan = build_plan(Options("p", "test", "tag", worker_url=worker_url, alert_email="a@b.test"))
+    jobs = [dict(a[2:].split("=", 1) for a in s.command if "=" in a) for s in plan.steps]
+    declared = {
+        (job["schedule"], job["uri"].removeprefix(worker_url)) for job in jobs if "schedule" in job
+    }
     assert declared == {(kind.schedule, kind.path) for kind in scheduled()}
     queues = yaml.safe_load((ROOT / "deploy" / "queues.yaml").read_text())["queues"]
     assert set(queues) == set(QUEUES)
