@@ -260,6 +260,123 @@ def _ops_reprocess(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _ops_status(conn: asyncpg.Connection, settings: Settings, args: Any) -> int:
+    from app.ops.status import check_status, screen, summary
+    from app.ops.tasks_backlog import backlog_of
+
+    results = await check_status(conn, await backlog_of(settings))
+    print("\n".join(screen(results)))
+    emit(summary(results))
+    return 1 if any(result.breached for result in results) else 0
+
+
+def _ops_tasks(settings: Settings, args: argparse.Namespace) -> int:
+    from app.ops.status import backlog_checks, screen, summary
+    from app.ops.tasks_backlog import backlog_of
+
+    results = backlog_checks(asyncio.run(backlog_of(settings)))
+    print("\n".join(screen(results)))
+    emit(summary(results))
+    return 1 if any(result.breached for result in results) else 0
+
+
+async def _ops_db(conn: asyncpg.Connection, settings: Settings, args: Any) -> int:
+    from app.ops.db_health import db_health, report, summary
+
+    health = await db_health(conn, args.longer_than)
+    print("\n".join(report(health)))
+    emit(summary(health))
+    return 1 if health.problems() else 0
+
+
+async def _ops_pause(conn: asyncpg.Connection, settings: Settings, args: Any) -> int:
+    from app.ops.pause import operator, pause_provider, resume_provider
+
+    actor = operator(args.actor)
+    if args.action == "pause":
+        emit(await pause_provider(conn, args.provider, actor, args.reason, execute=args.apply))
+    else:
+        emit(await resume_provider(conn, args.provider, actor, execute=args.apply))
+    return 0
+
+
+def _ops_stripe_backfill(settings: Settings, args: argparse.Namespace) -> int:
+    from app.ops.stripe_backfill import backfill, parse_since
+    from app.payments.stripe_api import open_stripe
+    from app.tasks.queue import TaskQueue, queue_config
+
+    since = parse_since(args.since)
+    if settings.stripe_secret_key is None:
+        raise BadRequest("STRIPE_SECRET_KEY is not set")
+
+    async def main() -> list[dict[str, Any]]:
+        # Two connections: a receipt's enqueued mark is written beside the next receipt.
+        pool = await db.create_pool(settings.database_url.reveal(), 2)
+        queue = TaskQueue(queue_config(settings))
+        api = open_stripe(settings)
+        try:
+            return await backfill(pool, queue, api.client, settings, since, execute=args.apply)
+        finally:
+            await api.close()
+            await queue.close()
+            await pool.close()
+
+    listed = asyncio.run(main())
+    for item in listed:
+        emit(item)
+    missing = [item for item in listed if not item["received"]]
+    emit(
+        {
+            "check": "stripe-backfill",
+            "since": args.since,
+            "undelivered": len(listed),
+            "missing": len(missing),
+            "recorded": sum(1 for item in missing if item.get("outcome") == "enqueued"),
+            "applied": args.apply,
+        }
+    )
+    return 1 if missing and not args.apply else 0
+
+
+def _ops_refund(settings: Settings, args: argparse.Namespace) -> int:
+    from app.ops.manual_refund import refund_payment
+    from app.ops.pause import operator
+    from app.tasks.outbox import relaying
+    from app.tasks.queue import TaskQueue, queue_config
+
+    async def main() -> dict[str, Any]:
+        pool = await db.create_pool(settings.database_url.reveal(), 1)
+        queue = TaskQueue(queue_config(settings))
+        try:  # the refund's task is enqueued right after the commit
+            async with relaying(pool, queue), pool.acquire() as conn:
+                actor = operator(args.actor)
+                return await refund_payment(conn, args.payment_id, actor, execute=args.apply)
+        finally:
+            await queue.close()
+            await pool.close()
+
+    emit(asyncio.run(main()))
+    return 0
+
+
+async def _ops_repair_ari(conn: asyncpg.Connection, settings: Settings, args: Any) -> int:
+    from app.backoffice.runner import scope_of
+    from app.ops.repair_ari import repair_ari
+
+    result = await repair_ari(conn, await scope_of(conn, args.property), apply=args.apply)
+    for change in result["changes"]:
+        emit(change)
+    emit({key: value for key, value in result.items() if key != "changes"})
+    return 0
+
+
+async def _ops_retention(conn: asyncpg.Connection, settings: Settings, args: Any) -> int:
+    from app.ops.retention import retention
+
+    emit(await retention(conn, apply=args.apply))
+    return 0
+
+
 BackOffice = Callable[[asyncpg.Connection, Any, argparse.Namespace], Awaitable[dict[str, Any]]]
 
 
@@ -638,6 +755,67 @@ def _parser() -> argparse.ArgumentParser:
     )
     reprocess.add_argument("--source", choices=["stripe", "whatsapp"], required=True)
     reprocess.add_argument("--limit", type=int, default=50)
+    for action, help_text in (
+        ("pause", "answer a provider's webhooks 503 + Retry-After (it retries them later)"),
+        ("resume", "take a paused provider's webhooks again"),
+    ):
+        paused = command(ops, action, help_text, run=_with_connection(_ops_pause), action=action)
+        paused.add_argument("provider", choices=["stripe", "whatsapp"])
+        if action == "pause":
+            paused.add_argument("--reason", help="why, for the audit log")
+        paused.add_argument("--actor", help="who does it (default: cli:<login name>)")
+        paused.add_argument("--apply", action="store_true", help="do it (default: preview only)")
+    backfill = command(
+        ops,
+        "stripe-backfill",
+        "Stripe events never delivered, fed through the webhook's receipt path",
+        run=_ops_stripe_backfill,
+    )
+    backfill.add_argument("--since", default="3d", help="how far back: 3d, 12h, 90m (max 30d)")
+    backfill.add_argument(
+        "--apply", action="store_true", help="record them (default: list only; exit 1 if missing)"
+    )
+    refund = command(ops, "refund", "refund a needs_refund payment by hand", run=_ops_refund)
+    refund.add_argument("payment_id", metavar="PAYMENT_ID", type=uuid.UUID, help="payments.id")
+    refund.add_argument("--actor", help="who does it (default: cli:<login name>)")
+    refund.add_argument("--apply", action="store_true", help="do it (default: preview only)")
+    command(
+        ops,
+        "status",
+        "the daily routine: every check against its threshold (exit 1 if any is breached)",
+        run=_with_connection(_ops_status),
+    )
+    command(
+        ops,
+        "tasks",
+        "each Cloud Tasks queue's depth and soonest due task (exit 1 if one is late)",
+        run=_ops_tasks,
+    )
+    command(
+        ops,
+        "db",
+        "connections, long transactions, lock waits and pools (exit 1 on a problem)",
+        run=_with_connection(_ops_db),
+    ).add_argument(
+        "--longer-than",
+        type=int,
+        metavar="SECONDS",
+        help="list transactions open longer than this (default 60)",
+    )
+    repair = command(
+        ops,
+        "repair-ari",
+        "set a property's calendar counters to its holds, reservations and blocks",
+        run=_with_connection(_ops_repair_ari),
+    )
+    repair.add_argument("--property", required=True)
+    repair.add_argument("--apply", action="store_true", help="write them (default: preview only)")
+    command(
+        ops,
+        "retention",
+        "old receipts, outbox rows, keys and audit rows removed; idle guests erased",
+        run=_with_connection(_ops_retention),
+    ).add_argument("--apply", action="store_true", help="do it (default: counts only)")
 
     channels = commands.add_parser("channels", help="channel calendars (iCal)").add_subparsers(
         dest="sub", required=True

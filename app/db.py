@@ -34,6 +34,13 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 # No statement of ours runs for long; one that does is stuck behind a dead database.
 COMMAND_TIMEOUT_SECONDS = 30.0
 _HEADER = re.compile(r"^-- ([a-z0-9_]+) --$", re.MULTILINE)
+# How a connection names itself in pg_stat_activity (ops db breaks connections down by it):
+# a serving role's pool is ``hotelly-<role>``, everything else a command line's.
+CLI_APPLICATION = "hotelly-cli"
+
+
+def application_name(role: str | None) -> str:
+    return f"hotelly-{role}" if role else CLI_APPLICATION
 
 
 def load_queries(directory: Path = SQL_DIR / "queries") -> dict[str, str]:
@@ -62,6 +69,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
     """One connection, set up like the pool's (for CLI commands and tests)."""
+    kwargs.setdefault("server_settings", {"application_name": CLI_APPLICATION})
     conn = await asyncpg.connect(dsn, **kwargs)
     await _init_connection(conn)
     return conn
@@ -77,11 +85,12 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
-async def create_pool(dsn: str, max_size: int) -> asyncpg.Pool:
+async def create_pool(dsn: str, max_size: int, application: str = CLI_APPLICATION) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn,
         min_size=1,
         max_size=max_size,
+        server_settings={"application_name": application},
         init=_init_connection,
         reset=_keep_session,
         # Recycle idle connections so a Cloud SQL failover does not leave dead ones.

@@ -210,6 +210,9 @@ CREATE FUNCTION public.audit_log_append_only() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
+    IF TG_OP = 'DELETE' AND OLD.created_at < now() - interval '2 years' THEN
+        RETURN OLD;
+    END IF;
     RAISE EXCEPTION 'audit_log is append-only' USING ERRCODE = 'HL002';
 END
 $$;
@@ -607,6 +610,29 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION public.guest_last_activity(p_contact_hash text) RETURNS timestamp with time zone
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT greatest(
+        (SELECT k.created_at FROM contacts k WHERE k.contact_hash = p_contact_hash),
+        (SELECT max(a.updated_at) FROM contact_aliases a WHERE a.contact_hash = p_contact_hash),
+        (SELECT max(greatest(c.updated_at, c.last_inbound_at))
+         FROM conversations c WHERE c.contact_hash = p_contact_hash),
+        (SELECT max(greatest(m.created_at, m.updated_at))
+         FROM conversations c JOIN messages m ON m.conversation_id = c.id
+         WHERE c.contact_hash = p_contact_hash),
+        (SELECT max(greatest(h.created_at, h.closed_at,
+                             CASE WHEN h.status = 'active' THEN now() END,
+                             r.created_at, r.cancelled_at, r.checkout::timestamptz,
+                             p.updated_at))
+         FROM conversations c
+         JOIN holds h ON h.conversation_id = c.id
+         LEFT JOIN reservations r ON r.hold_id = h.id
+         LEFT JOIN payments p ON p.hold_id = h.id
+         WHERE c.contact_hash = p_contact_hash)
+    )
+$$;
+
 CREATE FUNCTION public.night_cents(p_rate_cents bigint, p_extra_cents bigint, p_extra_adults integer, p_child_percents integer[]) RETURNS TABLE(cents bigint)
     LANGUAGE sql IMMUTABLE ROWS 1 PARALLEL SAFE
     AS $$
@@ -770,7 +796,7 @@ ALTER TABLE public.ari_days ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
 
 CREATE TABLE public.audit_log (
     id bigint NOT NULL,
-    property_id bigint NOT NULL,
+    property_id bigint,
     actor text NOT NULL,
     command text NOT NULL,
     arguments jsonb NOT NULL,
@@ -1095,6 +1121,14 @@ ALTER TABLE public.properties ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     CACHE 1
 );
 
+CREATE TABLE public.provider_pauses (
+    provider text NOT NULL,
+    paused_at timestamp with time zone DEFAULT now() NOT NULL,
+    paused_by text NOT NULL,
+    reason text,
+    CONSTRAINT provider_pauses_provider_check CHECK ((provider = ANY (ARRAY['stripe'::text, 'whatsapp'::text])))
+);
+
 CREATE TABLE public.refunds (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
     payment_id uuid NOT NULL,
@@ -1107,7 +1141,7 @@ CREATE TABLE public.refunds (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT refunds_amount_cents_check CHECK ((amount_cents > 0)),
-    CONSTRAINT refunds_reason_check CHECK ((reason = ANY (ARRAY['cancellation'::text, 'stripe_dashboard'::text]))),
+    CONSTRAINT refunds_reason_check CHECK ((reason = ANY (ARRAY['cancellation'::text, 'stripe_dashboard'::text, 'needs_refund'::text]))),
     CONSTRAINT refunds_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'succeeded'::text, 'failed'::text, 'offline'::text])))
 );
 
@@ -1270,6 +1304,9 @@ ALTER TABLE ONLY public.properties
 ALTER TABLE ONLY public.properties
     ADD CONSTRAINT properties_whatsapp_phone_number_id_key UNIQUE (whatsapp_phone_number_id);
 
+ALTER TABLE ONLY public.provider_pauses
+    ADD CONSTRAINT provider_pauses_pkey PRIMARY KEY (provider);
+
 ALTER TABLE ONLY public.refunds
     ADD CONSTRAINT refunds_idempotency_key_key UNIQUE (idempotency_key);
 
@@ -1311,6 +1348,8 @@ CREATE INDEX block_nights_room_type_id_date_idx ON public.block_nights USING btr
 
 CREATE INDEX blocks_open_conflict_idx ON public.blocks USING btree (property_id) WHERE ((conflict_nights <> '{}'::date[]) AND (status = 'active'::text));
 
+CREATE INDEX contact_aliases_contact_hash_idx ON public.contact_aliases USING btree (contact_hash);
+
 CREATE INDEX conversations_contact_hash_idx ON public.conversations USING btree (contact_hash);
 
 CREATE INDEX holds_active_expires_at_idx ON public.holds USING btree (expires_at) WHERE (status = 'active'::text);
@@ -1327,6 +1366,8 @@ CREATE INDEX outbox_events_dead_idx ON public.outbox_events USING btree (dead_at
 
 CREATE INDEX outbox_events_due_idx ON public.outbox_events USING btree (next_attempt_at) WHERE ((enqueued_at IS NULL) AND (dead_at IS NULL));
 
+CREATE INDEX outbox_events_enqueued_at_idx ON public.outbox_events USING btree (enqueued_at) WHERE (enqueued_at IS NOT NULL);
+
 CREATE INDEX payments_hold_id_idx ON public.payments USING btree (hold_id);
 
 CREATE INDEX payments_needs_refund_idx ON public.payments USING btree (created_at) WHERE (status = 'needs_refund'::text);
@@ -1334,6 +1375,8 @@ CREATE INDEX payments_needs_refund_idx ON public.payments USING btree (created_a
 CREATE UNIQUE INDEX payments_offline_hold_id_key ON public.payments USING btree (hold_id) WHERE (provider = 'offline'::text);
 
 CREATE INDEX payments_payment_intent_idx ON public.payments USING btree (payment_intent) WHERE (payment_intent IS NOT NULL);
+
+CREATE INDEX processed_events_processed_at_idx ON public.processed_events USING btree (processed_at) WHERE (processed_at IS NOT NULL);
 
 CREATE INDEX processed_events_unfinished_idx ON public.processed_events USING btree (received_at) WHERE (processed_at IS NULL);
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from app.backoffice.refunds import Refund, request_refund
 from app.backoffice.runner import Scope, local_today, run
 from app.db import QUERIES
 from app.errors import BadRequest, NotFound
@@ -82,54 +83,37 @@ async def cancel_reservation(
         cid = correlation_id.get()
         await conn.execute(QUERIES["release_reservation_nights"], row["hold_id"])
         await conn.execute(QUERIES["mark_reservation_cancelled"], row["id"], "staff")
-        written = []
         refund = None
         if effect["refund_cents"] > 0:
-            refund = await conn.fetchrow(
-                QUERIES["insert_refund"],
-                row["payment_id"],
-                row["id"],
-                effect["refund_cents"],
-                row["provider"],
+            refund = await request_refund(
+                conn,
+                Refund(
+                    row["payment_id"],
+                    prop.id,
+                    row["provider"],
+                    effect["refund_cents"],
+                    "cancellation",
+                    row["id"],
+                ),
             )
-            if refund["status"] == "pending":
-                written.append(
-                    await conn.fetchval(
-                        QUERIES["insert_outbox"],
-                        "refund.requested",
-                        "refund",
-                        str(refund["id"]),
-                        {
-                            "refund_id": str(refund["id"]),
-                            "payment_id": str(row["payment_id"]),
-                            "property_id": prop.id,
-                            "reservation_id": str(row["id"]),
-                        },
-                        cid,
-                    )
-                )
-        written.append(
-            await conn.fetchval(
-                QUERIES["insert_outbox"],
-                "reservation.cancelled",
-                "reservation",
-                str(row["id"]),
-                {
-                    "reservation_id": str(row["id"]),
-                    "code": code,
-                    "hold_id": str(row["hold_id"]),
-                    "property_id": prop.id,
-                    "conversation_id": str(row["conversation_id"])
-                    if row["conversation_id"]
-                    else None,
-                    "refund_cents": effect["refund_cents"],
-                    "refund_percent": effect["refund_percent"],
-                    "currency": row["currency"],
-                },
-                cid,
-            )
+        cancelled = await conn.fetchval(
+            QUERIES["insert_outbox"],
+            "reservation.cancelled",
+            "reservation",
+            str(row["id"]),
+            {
+                "reservation_id": str(row["id"]),
+                "code": code,
+                "hold_id": str(row["hold_id"]),
+                "property_id": prop.id,
+                "conversation_id": str(row["conversation_id"]) if row["conversation_id"] else None,
+                "refund_cents": effect["refund_cents"],
+                "refund_percent": effect["refund_percent"],
+                "currency": row["currency"],
+            },
+            cid,
         )
-        outbox.written(written)
+        outbox.written([cancelled])
         return {
             **effect,
             "outcome": "cancelled",

@@ -12,6 +12,12 @@ answering the event Stripe would send — and make the next calls fail. ``on_ref
 set, runs after a refund is made and before the API answers (a webhook that overtakes
 the API's answer).
 
+The Events API lists the events the fake made (``new_event``, and the ``/_dev`` routes
+that answer one), newest first, filtered and paged as Stripe does. Whoever delivers an
+event to the webhook tells the fake how the webhook answered (``delivered``, or ``POST
+/_dev/events/<id>/delivery?status=503``): until one delivery succeeds the event counts
+as not delivered (``delivery_success=false``), as a real one pending or failing is.
+
 The completed session and its charge carry a customer's name and e-mail, as Stripe's do:
 tests check that neither ever reaches a log, a task body or the database.
 """
@@ -20,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fnmatch
 import hashlib
+import operator
 import re
 import time
 import uuid
@@ -39,7 +47,17 @@ from app.dev.servers import run_until_signalled, start_in_loop
 from app.logging import configure_logging
 
 CUSTOMER = {"email": "maria.silva.canary@example.com", "name": "Maria Canary Silva"}
-_INT_FIELDS = {"expires_at", "unit_amount", "quantity", "amount"}
+_INT_FIELDS = {"expires_at", "unit_amount", "quantity", "amount", "limit"}
+# Stripe's page size: 10 by default, at most 100.
+_LIST_LIMITS = (10, 100)
+# The Events API's bounds on ``created``.
+_BOUNDS = {
+    "eq": operator.eq,
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+}
 
 
 def parse_form(body: bytes) -> dict[str, Any]:
@@ -82,6 +100,9 @@ class FakeStripe:
     # Charges by payment intent: a paid session's.
     charges: dict[str, dict[str, Any]] = field(default_factory=dict)
     disputes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Every event made, oldest first, and the ids of those a delivery reached.
+    events: list[dict[str, Any]] = field(default_factory=list)
+    delivered_ids: set[str] = field(default_factory=set)
     fail_next: int = 0  # answer this many API calls with a 500
     # Run with each new refund after it is made and before the API answers.
     on_refund: Callable[[dict[str, Any]], Awaitable[None]] | None = None
@@ -100,6 +121,8 @@ class FakeStripe:
                 Route("/v1/checkout/sessions/{id}", self._get_session, methods=["GET"]),
                 Route("/v1/refunds", self._create_refund, methods=["POST"]),
                 Route("/v1/refunds", self._list_refunds, methods=["GET"]),
+                Route("/v1/events", self._list_events, methods=["GET"]),
+                Route("/_dev/events/{id}/delivery", self._delivery, methods=["POST"]),
                 Route("/_dev/checkout/sessions/{id}/complete", self._complete, methods=["POST"]),
                 Route("/_dev/checkout/sessions/{id}/expire", self._expire, methods=["POST"]),
                 Route("/_dev/payment_intents/{pi}/refund", self._dev_refund, methods=["POST"]),
@@ -242,6 +265,61 @@ class FakeStripe:
             }
         )
 
+    async def _list_events(self, request: Request) -> JSONResponse:
+        refused = self._guard(request)
+        if refused is not None:
+            return refused
+        params = parse_form(request.url.query.encode())
+        limit = params.get("limit", _LIST_LIMITS[0])
+        if not isinstance(limit, int) or not 1 <= limit <= _LIST_LIMITS[1]:
+            return _error(400, "invalid_request_error", "Invalid limit", param="limit")
+        found = [
+            self._listed(e)
+            for e in reversed(self.events)  # newest first, as Stripe lists them
+            if _event_matches(e, params, e["id"] in self.delivered_ids)
+        ]
+        after = params.get("starting_after")
+        if after is not None:
+            ids = [e["id"] for e in found]
+            if after not in ids:
+                return _error(400, "invalid_request_error", f"No such event: '{after}'")
+            found = found[ids.index(after) + 1 :]
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": found[:limit],
+                "has_more": len(found) > limit,
+                "url": "/v1/events",
+            }
+        )
+
+    def _listed(self, made: dict[str, Any]) -> dict[str, Any]:
+        return {**made, "pending_webhooks": 0 if made["id"] in self.delivered_ids else 1}
+
+    async def _delivery(self, request: Request) -> JSONResponse:
+        event_id = request.path_params["id"]
+        if not any(e["id"] == event_id for e in self.events):
+            return _error(404, "invalid_request_error", f"No such event: '{event_id}'")
+        status = request.query_params.get("status", "")
+        if not status.isdigit():
+            return _error(400, "invalid_request_error", "status: the webhook's HTTP status")
+        self.delivered(event_id, int(status))
+        return JSONResponse({"id": event_id, "delivered": event_id in self.delivered_ids})
+
+    # ---- events ----------------------------------------------------------------------
+
+    def new_event(self, event_type: str, obj: dict[str, Any]) -> bytes:
+        """The event Stripe makes about ``obj``, as the webhook receives it; listed by the
+        Events API, not delivered until ``delivered`` says a delivery succeeded."""
+        payload = event(event_type, obj)
+        self.events.append(orjson.loads(payload))
+        return payload
+
+    def delivered(self, event_id: str, status: int) -> None:
+        """A delivery of the event reached the webhook, which answered ``status``."""
+        if 200 <= status < 300:
+            self.delivered_ids.add(event_id)
+
     # ---- the money --------------------------------------------------------------------
 
     def refund(
@@ -357,7 +435,8 @@ class FakeStripe:
             self.refund(intent, int(amount) if amount else None)
         except (RefundRefused, ValueError) as exc:
             return _error(400, "invalid_request_error", str(exc), getattr(exc, "code", None))
-        return JSONResponse(orjson.loads(event("charge.refunded", dict(self.charges[intent]))))
+        made = self.new_event("charge.refunded", dict(self.charges[intent]))
+        return JSONResponse(orjson.loads(made))
 
     async def _dev_dispute(self, request: Request) -> JSONResponse:
         """The cardholder disputes the charge: the charge.dispute.created event to deliver."""
@@ -365,7 +444,7 @@ class FakeStripe:
         if intent not in self.charges:
             return _error(404, "invalid_request_error", f"No such payment_intent: '{intent}'")
         dispute = self.dispute(intent, request.query_params.get("reason", "fraudulent"))
-        return JSONResponse(orjson.loads(event("charge.dispute.created", dispute)))
+        return JSONResponse(orjson.loads(self.new_event("charge.dispute.created", dispute)))
 
     async def _dev_close_dispute(self, request: Request) -> JSONResponse:
         """The intent's latest dispute is decided: the charge.dispute.closed event."""
@@ -374,7 +453,7 @@ class FakeStripe:
         if not found:
             return _error(404, "invalid_request_error", f"No dispute of '{intent}'")
         closed = self.close_dispute(found[-1]["id"], request.query_params.get("status", "lost"))
-        return JSONResponse(orjson.loads(event("charge.dispute.closed", closed)))
+        return JSONResponse(orjson.loads(self.new_event("charge.dispute.closed", closed)))
 
 
 class RefundRefused(Exception):
@@ -387,7 +466,7 @@ class RefundRefused(Exception):
 
 def event(event_type: str, session: dict[str, Any]) -> bytes:
     """A Stripe event envelope around an object (a session, charge or dispute), as the
-    webhook receives it."""
+    webhook receives it (not listed by the Events API: ``FakeStripe.new_event`` is)."""
     return orjson.dumps(
         {
             "id": f"evt_{uuid.uuid4().hex[:24]}",
@@ -399,6 +478,23 @@ def event(event_type: str, session: dict[str, Any]) -> bytes:
             "data": {"object": session},
         }
     )
+
+
+def _event_matches(made: dict[str, Any], params: dict[str, Any], delivered: bool) -> bool:
+    """Whether an event passes the Events API's filters: ``delivery_success``, ``created``
+    (a timestamp, or ``gt``/``gte``/``lt``/``lte`` bounds), ``type`` (``*`` wildcards) or
+    ``types``."""
+    success = params.get("delivery_success")
+    if success is not None and (success == "true") != delivered:
+        return False
+    created = params.get("created")
+    bounds = created if isinstance(created, dict) else {} if created is None else {"eq": created}
+    for name, bound in bounds.items():
+        if name in _BOUNDS and not _BOUNDS[name](made["created"], int(bound)):
+            return False
+    if "type" in params and not fnmatch.fnmatchcase(made["type"], params["type"]):
+        return False
+    return "types" not in params or made["type"] in params["types"]
 
 
 def main(argv: list[str] | None = None) -> None:

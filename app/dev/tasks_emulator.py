@@ -2,7 +2,7 @@
 
 Why our own and not PyPI's gcloud-tasks-emulator: that one accepts duplicate task
 names, ignores OIDC tokens, retries with no backoff, dispatches serially per queue
-and pins old protobuf/google-cloud-tasks. This one is ~200 lines on grpcio and the
+and pins old protobuf/google-cloud-tasks. This one is a few hundred lines on grpcio and the
 client's own message types, and reproduces what our code relies on:
 
 - name dedupe: a second CreateTask with a name already used answers ALREADY_EXISTS
@@ -12,6 +12,10 @@ client's own message types, and reproduces what our code relies on:
   how the receipts' re-drive tells a lost task from a slow one;
 - ``schedule_time``, and queues paused and resumed (``pause``/``resume``, in process):
   a paused queue keeps its tasks and dispatches none;
+- v2beta3 ``GetQueue`` with ``stats`` in its read mask (``ops tasks``): the tasks still
+  queued, the soonest time one of them is due (a retried task is due at its next attempt, as
+  in production, so a queue that dispatches keeps it ahead of now), the tasks dispatched and
+  answered in the last minute and those being dispatched now;
 - delivery of HTTP tasks with the ``X-CloudTasks-*`` headers, concurrently;
 - retries on non-2xx or no answer, exponential backoff from ``min_backoff`` (down to
   0.1 s for tests) to ``max_backoff``, up to ``max_attempts``;
@@ -47,6 +51,8 @@ from cryptography.x509.oid import NameOID
 from google.auth import crypt, jwt
 from google.cloud.tasks_v2.types import cloudtasks
 from google.cloud.tasks_v2.types import task as task_types
+from google.cloud.tasks_v2beta3.types import cloudtasks as cloudtasks_v2beta3
+from google.cloud.tasks_v2beta3.types import queue as queue_v2beta3
 from google.protobuf import empty_pb2
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -59,6 +65,8 @@ from app.logging import configure_logging
 log = logging.getLogger("app.dev.tasks_emulator")
 
 SERVICE = "google.cloud.tasks.v2.CloudTasks"
+# Queue statistics exist only in the beta API (what ``ops tasks`` reads).
+SERVICE_V2BETA3 = "google.cloud.tasks.v2beta3.CloudTasks"
 ISSUER = "https://accounts.google.com"
 _TASK_NAME = re.compile(
     r"^projects/[^/]+/locations/[^/]+/queues/([A-Za-z0-9-]+)/tasks/([A-Za-z0-9_-]{1,500})$"
@@ -71,6 +79,8 @@ class Delivery:
     task: str  # short task id
     attempt: int
     status: int | None  # None: no answer (connection error or timeout)
+    queue: str
+    at: float  # time.time() the attempt ended
 
 
 @dataclass
@@ -79,7 +89,9 @@ class _Task:
     queue: str
     short_name: str
     extra_left: int
+    due: float  # time.time() of its next dispatch: its schedule, then each retry's
     executions: int = 0
+    dispatching: bool = False
 
 
 @dataclass
@@ -113,6 +125,8 @@ class TasksEmulator:
         self._kid = hashlib.sha256(pem).hexdigest()[:32]
         self._signer = crypt.RSASigner.from_string(pem, key_id=self._kid)
         self._running: set[asyncio.Task[None]] = set()
+        # The tasks of ``live``, for the queue statistics.
+        self._queued: dict[str, _Task] = {}
         self._resumed: dict[str, asyncio.Event] = {}
         self._grpc: grpc.aio.Server | None = None
         self._http: httpx.AsyncClient | None = None
@@ -202,12 +216,20 @@ class TasksEmulator:
         if "schedule_time" not in task:
             task.schedule_time = now
         self.tasks[task.name] = task
-        record = _Task(task, match.group(1), match.group(2), self.extra_deliveries)
+        record = _Task(
+            task,
+            match.group(1),
+            match.group(2),
+            self.extra_deliveries,
+            due=task.schedule_time.timestamp(),
+        )
         running = asyncio.create_task(self._dispatch(record))
         self._running.add(running)
         self.live[task.name] = running
+        self._queued[task.name] = record
         running.add_done_callback(self._running.discard)
         running.add_done_callback(lambda _: self.live.pop(task.name, None))
+        running.add_done_callback(lambda _: self._queued.pop(task.name, None))
         return task
 
     async def _get_task(
@@ -226,6 +248,39 @@ class TasksEmulator:
         assert running is not None
         running.cancel()
         return empty_pb2.Empty()
+
+    async def _get_queue(
+        self, request: cloudtasks_v2beta3.GetQueueRequest, context: grpc.aio.ServicerContext
+    ) -> queue_v2beta3.Queue:
+        """Any well-formed queue exists here (queues are not declared locally); its stats
+        only when the read mask names them, as production answers."""
+        if not _QUEUE_NAME.match(request.name):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "invalid queue name")
+        short = request.name.rsplit("/", 1)[1]
+        state = queue_v2beta3.Queue.State
+        queue = queue_v2beta3.Queue(
+            name=request.name, state=state.PAUSED if short in self.paused else state.RUNNING
+        )
+        if "stats" in request.read_mask.paths:
+            queue.stats = self._stats(short)
+        return queue
+
+    def _stats(self, queue: str) -> queue_v2beta3.QueueStats:
+        queued = [record for record in self._queued.values() if record.queue == queue]
+        minute_ago = time.time() - 60
+        stats = queue_v2beta3.QueueStats(
+            tasks_count=len(queued),
+            executed_last_minute_count=sum(
+                1
+                for d in self.deliveries
+                if d.queue == queue and d.status is not None and d.at > minute_ago
+            ),
+            concurrent_dispatches_count=sum(1 for record in queued if record.dispatching),
+        )
+        if queued:
+            soonest = min(record.due for record in queued)
+            stats.oldest_estimated_arrival_time = dt.datetime.fromtimestamp(soonest, dt.UTC)
+        return stats
 
     def pause(self, queue: str) -> None:
         self.paused.add(queue)
@@ -264,6 +319,7 @@ class TasksEmulator:
                     f"Bearer {self.mint_token(token.service_account_email, audience)}"
                 )
             status: int | None
+            record.dispatching = True
             try:
                 response = await self._http.request(
                     request.http_method.name,
@@ -276,12 +332,18 @@ class TasksEmulator:
                 record.executions += 1
             except httpx.HTTPError:
                 status = None
-            self.deliveries.append(Delivery(record.short_name, attempt, status))
+            finally:
+                record.dispatching = False
+            self.deliveries.append(
+                Delivery(record.short_name, attempt, status, record.queue, time.time())
+            )
             if status is not None and 200 <= status < 300:
                 if record.extra_left == 0:
                     return
                 record.extra_left -= 1
+                record.due = time.time()
                 continue  # redelivered at once, like a lost acknowledgement
+            record.due = time.time() + backoff
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.max_backoff)
         log.warning("task_abandoned", extra={"task_name": record.short_name})
@@ -307,9 +369,19 @@ class TasksEmulator:
                 response_serializer=empty_pb2.Empty.SerializeToString,
             ),
         }
+        beta_handlers = {
+            "GetQueue": grpc.unary_unary_rpc_method_handler(
+                self._get_queue,
+                request_deserializer=cloudtasks_v2beta3.GetQueueRequest.deserialize,
+                response_serializer=queue_v2beta3.Queue.serialize,
+            ),
+        }
         self._grpc = grpc.aio.server()
         self._grpc.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler(SERVICE, handlers),)
+            (
+                grpc.method_handlers_generic_handler(SERVICE, handlers),
+                grpc.method_handlers_generic_handler(SERVICE_V2BETA3, beta_handlers),
+            )
         )
         self._grpc.add_insecure_port(f"{self.bind}:{self.grpc_port}")
         await self._grpc.start()

@@ -83,7 +83,11 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Deps]]:
         # Nothing here contacts a service but the database: the Cloud Tasks channel,
         # the certs fetch and Stripe connect lazily, on first use.
-        pool = await db.create_pool(settings.database_url.reveal(), settings.db_pool_max)
+        pool = await db.create_pool(
+            settings.database_url.reveal(),
+            settings.db_pool_max,
+            db.application_name(settings.role),
+        )
         queue = TaskQueue(queue_config(settings))
         oidc = stripe = graph = None
         if settings.role == "worker":

@@ -9,6 +9,7 @@ import httpx
 from starlette.requests import Request
 
 from app.channels.export import FeedCache
+from app.ops.pause import PauseCache
 from app.payments.stripe_api import StripeApi
 from app.pii import PiiKeys
 from app.settings import Settings
@@ -28,6 +29,7 @@ class Deps:
     stripe: StripeApi | None = None  # worker only
     graph: httpx.AsyncClient | None = None  # worker only: the WhatsApp Graph API
     feeds: FeedCache = field(default_factory=FeedCache)  # public: rendered channel feeds
+    pauses: PauseCache = field(default_factory=PauseCache)  # public: providers paused
 
 
 def deps(request: Request) -> Deps:

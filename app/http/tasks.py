@@ -26,7 +26,9 @@ from app.http.deps import Deps, deps
 from app.inventory.holds import expire_due_holds, expire_hold
 from app.logging import annotate_request, correlation_id
 from app.messaging.delivery import deliver
+from app.ops.retention import retention
 from app.ops.status import check_status, log_status
+from app.ops.tasks_backlog import read_backlog
 from app.payments.events import process_stripe_event
 from app.payments.refunds import send_refund
 from app.tasks import catalog
@@ -218,12 +220,24 @@ async def channels_sync_all(request: Request) -> JSONResponse:
 @task_endpoint
 async def ops_status(request: Request) -> JSONResponse:
     """A breached check is the alerts' business, not a failed task: 200 either way, so
-    Cloud Tasks never retries a status that was read and logged."""
+    Cloud Tasks never retries a status that was read and logged. The queues are read first,
+    so no pooled connection waits on Cloud Tasks."""
     d = deps(request)
+    config = d.queue.config
+    backlog = await read_backlog(config.project, config.location, config.emulator_host)
     async with d.pool.acquire() as conn:
-        results = await check_status(conn)
+        results = await check_status(conn, backlog)
     log_status(results)
     return _done("checked", breached=[r.check.name for r in results if r.breached])
+
+
+@task_endpoint
+async def ops_retention(request: Request) -> JSONResponse:
+    """The day's retention, applied: a redelivery finds less or nothing left to do."""
+    d = deps(request)
+    async with d.pool.acquire() as conn:
+        result = await retention(conn, apply=True)
+    return _done("retained", rows=result["rows"], more=result["more"])
 
 
 # The handler of each task kind: the worker's route table is made from this.
@@ -241,4 +255,5 @@ HANDLERS: dict[catalog.TaskKind, Endpoint] = {
     catalog.STAFF_NOTIFY: staff_notify,
     catalog.REFUND_SEND: refund_send,
     catalog.OPS_STATUS: ops_status,
+    catalog.RETENTION: ops_retention,
 }

@@ -16,12 +16,8 @@ from app.http.deps import Deps, deps
 from app.logging import annotate_request, correlation_id
 from app.messaging import evolution, meta
 from app.messaging.inbound import InboundMessage
-from app.payments.stripe_events import (
-    HANDLED_TYPES,
-    linked_correlation,
-    verify_event,
-    worker_details,
-)
+from app.ops.pause import Provider
+from app.payments.stripe_events import incoming, verify_event
 from app.tasks import catalog
 from app.tasks.receipts import Incoming, accept
 
@@ -29,32 +25,42 @@ log = logging.getLogger("app.webhooks")
 
 # Stripe events are a few KiB; anything this large is not one.
 STRIPE_MAX_BODY = 256 * 1024
+# While a provider is paused (ops pause): a minute is the hint. Stripe and Meta retry on
+# their own backoff schedules (Stripe for up to three days) whatever it says; another
+# client learns not to hammer a webhook that will stay shut for a while.
+PAUSED_RETRY_AFTER_SECONDS = "60"
+
+
+async def _paused(d: Deps, provider: Provider) -> JSONResponse | None:
+    """The answer while ``provider`` is paused: 503 before anything is read or written.
+    The request's own line says why; nothing else is logged."""
+    if provider not in await d.pauses.paused(d.pool):
+        return None
+    annotate_request(reason="provider_paused", provider=provider)
+    return JSONResponse(
+        {"error": "provider_paused"},
+        status_code=503,
+        headers={"Retry-After": PAUSED_RETRY_AFTER_SECONDS},
+    )
 
 
 async def stripe_webhook(request: Request) -> JSONResponse:
     """POST /webhooks/stripe: 200 only once the receipt is committed and its task exists."""
     d = deps(request)
+    if (paused := await _paused(d, "stripe")) is not None:
+        return paused
     require_json(request)
     body = await read_capped(request, STRIPE_MAX_BODY)
     assert d.settings.stripe_webhook_secret is not None
     event = verify_event(
         body, request.headers.get("stripe-signature"), d.settings.stripe_webhook_secret.reveal()
     )
+    receipt = incoming(event)
     # The Checkout Session carries the correlation id of the hold it pays for: the event's
     # task continues that story, and this request's line names it.
-    linked = linked_correlation(event)
-    if linked is not None and linked != correlation_id.get():
-        annotate_request(linked_correlation_id=linked)
-    incoming = Incoming(
-        source="stripe",
-        external_id=event["id"],
-        event_type=event["type"],
-        details=worker_details(event),
-        kind=catalog.STRIPE_EVENT,
-        ignored=event["type"] not in HANDLED_TYPES,
-        correlation=linked,
-    )
-    outcome = await accept(d.pool, d.queue, d.marks, incoming, d.settings.receipt_redrive_seconds)
+    if receipt.correlation is not None and receipt.correlation != correlation_id.get():
+        annotate_request(linked_correlation_id=receipt.correlation)
+    outcome = await accept(d.pool, d.queue, d.marks, receipt, d.settings.receipt_redrive_seconds)
     return JSONResponse({"received": True, "outcome": outcome})
 
 
@@ -75,6 +81,8 @@ async def whatsapp_meta_handshake(request: Request) -> PlainTextResponse:
 async def whatsapp_meta(request: Request) -> JSONResponse:
     """POST /webhooks/whatsapp/meta: one receipt and one task per message; statuses recorded."""
     d = deps(request)
+    if (paused := await _paused(d, "whatsapp")) is not None:
+        return paused
     body = await read_capped(request, meta.MAX_BODY)
     assert d.settings.whatsapp_app_secret is not None
     meta.verify_signature(
@@ -146,6 +154,8 @@ async def whatsapp_evolution(request: Request) -> JSONResponse:
     """POST /webhooks/whatsapp/evolution: a guest's new message becomes a receipt and a task;
     every other event of an authentic instance is acknowledged and ignored."""
     d = deps(request)
+    if (paused := await _paused(d, "whatsapp")) is not None:
+        return paused
     body = await read_capped(request, evolution.MAX_BODY)
     require_json(request)
     event = evolution.parse_event(body)

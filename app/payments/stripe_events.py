@@ -1,4 +1,6 @@
-"""Verifying Stripe webhook deliveries and keeping only the PII-free fields we need."""
+"""Verifying Stripe webhook deliveries and keeping only the PII-free fields we need: the
+receipt of an event, the same whether the webhook received it or ``ops stripe-backfill``
+listed it from Stripe's Events API."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import stripe
 
 from app.errors import BadRequest
 from app.logging import safe_correlation
+from app.tasks import catalog
+from app.tasks.receipts import Incoming
 
 # Stripe's own default: a signed delivery older than this is refused (replay guard).
 TOLERANCE_SECONDS = 300
@@ -95,3 +99,17 @@ def linked_correlation(event: dict[str, Any]) -> str | None:
     obj = data.get("object") if isinstance(data, dict) else None
     metadata = obj.get("metadata") if isinstance(obj, dict) else None
     return safe_correlation(metadata.get("correlation_id")) if isinstance(metadata, dict) else None
+
+
+def incoming(event: dict[str, Any]) -> Incoming:
+    """The receipt of a verified event and its task: a type we do not handle is recorded
+    as ignored; the task continues the story of the Checkout Session it names, if any."""
+    return Incoming(
+        source="stripe",
+        external_id=event["id"],
+        event_type=event["type"],
+        details=worker_details(event),
+        kind=catalog.STRIPE_EVENT,
+        ignored=event["type"] not in HANDLED_TYPES,
+        correlation=linked_correlation(event),
+    )

@@ -59,6 +59,9 @@ CHANNELS_SYNC_ALL = TaskKind(
 REFUND_SEND = TaskKind("/tasks/payments/refund", "default", "refund")
 # The runbook's invariant checks, logged for the alerts: as often as a calendar syncs.
 OPS_STATUS = TaskKind("/tasks/ops/status", "default", "status", schedule="*/15 * * * *")
+# Old rows removed and idle guests erased (app/ops/retention.py): daily, at the quiet hour
+# before the inns' mornings (04:30 UTC is 01:30 in Brazil).
+RETENTION = TaskKind("/tasks/ops/retention", "default", "retention", schedule="30 4 * * *")
 
 CATALOG = (
     STRIPE_EVENT,
@@ -74,6 +77,7 @@ CATALOG = (
     STAFF_NOTIFY,
     REFUND_SEND,
     OPS_STATUS,
+    RETENTION,
 )
 # The task that processes a receipt of each provider event source.
 RECEIPT_TASKS = {"stripe": STRIPE_EVENT, "whatsapp": WHATSAPP_MESSAGE}

@@ -64,12 +64,12 @@ UPDATE reservations SET status = 'cancelled', cancelled_at = now(), cancel_reaso
 WHERE id = $1
 
 -- insert_refund --
--- The refund a cancel gives: pending until its task has Stripe make it; for a payment made
--- at the desk, returned there (and counted as refunded at once).
+-- A refund we give ($5: why): pending until its task has Stripe make it; for a payment
+-- made at the desk, returned there (and counted as refunded at once).
 WITH refund AS (
     INSERT INTO refunds (id, payment_id, reservation_id, amount_cents, reason, status,
                          idempotency_key)
-    SELECT r.id, $1, $2, $3, 'cancellation',
+    SELECT r.id, $1, $2, $3, $5,
            CASE WHEN $4 = 'offline' THEN 'offline' ELSE 'pending' END, 'refund-' || r.id
     FROM (SELECT gen_random_uuid() AS id) AS r
     RETURNING id, status

@@ -28,11 +28,19 @@ RETURNING id
 
 -- refund_payment_cents --
 -- refunded_cents never goes down: at least what Stripe says ($2) and what the payment's
--- succeeded refunds add up to.
-UPDATE payments p SET refunded_cents = t.cents, updated_at = now()
+-- succeeded refunds add up to. A payment that booked nothing (needs_refund) is refunded
+-- once that covers all of it: it leaves the runbook's queue.
+UPDATE payments p
+SET refunded_cents = greatest(p.refunded_cents, t.cents),
+    status = CASE WHEN p.status = 'needs_refund'
+                       AND greatest(p.refunded_cents, t.cents) >= p.amount_cents
+                  THEN 'refunded' ELSE p.status END,
+    updated_at = now()
 FROM (SELECT greatest($2::bigint, coalesce(sum(r.amount_cents), 0)) AS cents
       FROM refunds r WHERE r.payment_id = $1 AND r.status = 'succeeded') AS t
-WHERE p.id = $1 AND p.refunded_cents < t.cents
+WHERE p.id = $1
+  AND (p.refunded_cents < t.cents
+       OR (p.status = 'needs_refund' AND greatest(p.refunded_cents, t.cents) >= p.amount_cents))
 
 -- stripe_payment_known --
 -- Whether a payment intent is one of our Stripe payments.
