@@ -60,10 +60,22 @@ async def audit(
     arguments: dict[str, Any],
     result: dict[str, Any],
 ) -> None:
+    await write_audit(conn, scope.property.id, scope.actor, command, arguments, result)
+
+
+async def write_audit(
+    conn: asyncpg.Connection,
+    property_id: int | None,
+    actor: str,
+    command: str,
+    arguments: dict[str, Any],
+    result: dict[str, Any],
+) -> None:
+    """One audit_log row; no property for a command that concerns every inn (a pause)."""
     await conn.execute(
         QUERIES["audit_insert"],
-        scope.property.id,
-        scope.actor,
+        property_id,
+        actor,
         command,
         _json(arguments),
         _json(result),

@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import asyncpg
-import orjson
 
 from app import db
+from app.backoffice.runner import write_audit
 from app.db import QUERIES
-from app.logging import correlation_id
 
 log = logging.getLogger("app.ops.pause")
 
@@ -54,24 +53,6 @@ def _shown(row: asyncpg.Record | None) -> dict[str, Any] | None:
     return None if row is None else {k: row[k] for k in ("paused_at", "paused_by", "reason")}
 
 
-async def _audit(
-    conn: asyncpg.Connection,
-    actor: str,
-    command: str,
-    arguments: dict[str, Any],
-    result: dict[str, Any],
-) -> None:
-    await conn.execute(
-        QUERIES["audit_insert"],
-        None,
-        actor,
-        command,
-        arguments,
-        orjson.loads(orjson.dumps(result, default=str)),
-        correlation_id.get(),
-    )
-
-
 async def pause_provider(
     conn: asyncpg.Connection,
     provider: Provider,
@@ -92,7 +73,7 @@ async def pause_provider(
         outcome = "paused" if made else "already_paused"
         result = {"outcome": outcome, **shown, "paused": _shown(row)}
         arguments = {"provider": provider, "reason": reason}
-        await _audit(conn, actor, "provider.pause", arguments, result)
+        await write_audit(conn, None, actor, "provider.pause", arguments, result)
     log.warning("provider_paused", extra={"provider": provider, "outcome": outcome})
     return result
 
@@ -108,7 +89,7 @@ async def resume_provider(
     async with conn.transaction():
         ended = await conn.fetchrow(QUERIES["resume_provider"], provider)
         result = {"outcome": "resumed" if ended else "not_paused", **shown, "was": _shown(ended)}
-        await _audit(conn, actor, "provider.resume", {"provider": provider}, result)
+        await write_audit(conn, None, actor, "provider.resume", {"provider": provider}, result)
     log.warning("provider_resumed", extra={"provider": provider, "outcome": result["outcome"]})
     return result
 
