@@ -794,26 +794,6 @@ ALTER TABLE public.ari_days ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     CACHE 1
 );
 
-CREATE TABLE public.audit_log (
-    id bigint NOT NULL,
-    property_id bigint,
-    actor text NOT NULL,
-    command text NOT NULL,
-    arguments jsonb NOT NULL,
-    result jsonb NOT NULL,
-    correlation_id text,
-    created_at timestamp with time zone DEFAULT now() NOT NULL
-);
-
-ALTER TABLE public.audit_log ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
-    SEQUENCE NAME public.audit_log_id_seq
-    START WITH 1
-    INCREMENT BY 1
-    NO MINVALUE
-    NO MAXVALUE
-    CACHE 1
-);
-
 CREATE TABLE public.block_nights (
     block_id bigint NOT NULL,
     room_type_id bigint NOT NULL,
@@ -844,6 +824,112 @@ CREATE TABLE public.blocks (
     CONSTRAINT blocks_status_check CHECK ((status = ANY (ARRAY['active'::text, 'released'::text, 'echo'::text]))),
     CONSTRAINT blocks_stay_check CHECK ((checkout > checkin)),
     CONSTRAINT blocks_units_check CHECK ((units > 0))
+);
+
+CREATE TABLE public.hold_nights (
+    hold_id uuid NOT NULL,
+    room_type_id bigint NOT NULL,
+    date date NOT NULL,
+    qty integer NOT NULL,
+    CONSTRAINT hold_nights_qty_check CHECK ((qty > 0))
+);
+
+CREATE TABLE public.holds (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    property_id bigint NOT NULL,
+    status text DEFAULT 'active'::text NOT NULL,
+    checkin date NOT NULL,
+    checkout date NOT NULL,
+    guests integer NOT NULL,
+    total_cents bigint NOT NULL,
+    currency text NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    create_idempotency_key text NOT NULL,
+    request_fingerprint text NOT NULL,
+    conversation_id uuid,
+    cancel_reason text,
+    correlation_id text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    closed_at timestamp with time zone,
+    CONSTRAINT holds_closed_at_check CHECK (((status = 'active'::text) = (closed_at IS NULL))),
+    CONSTRAINT holds_guests_check CHECK ((guests > 0)),
+    CONSTRAINT holds_status_check CHECK ((status = ANY (ARRAY['active'::text, 'expired'::text, 'cancelled'::text, 'converted'::text]))),
+    CONSTRAINT holds_stay_check CHECK ((checkout > checkin)),
+    CONSTRAINT holds_total_cents_check CHECK ((total_cents >= 0))
+);
+
+CREATE TABLE public.reservations (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    hold_id uuid NOT NULL,
+    payment_id uuid NOT NULL,
+    property_id bigint NOT NULL,
+    code text NOT NULL,
+    status text DEFAULT 'confirmed'::text NOT NULL,
+    checkin date NOT NULL,
+    checkout date NOT NULL,
+    guests integer NOT NULL,
+    total_cents bigint NOT NULL,
+    currency text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    correlation_id text,
+    cancelled_at timestamp with time zone,
+    cancel_reason text,
+    guest_name_sealed bytea,
+    guest_name_index text[] DEFAULT '{}'::text[] NOT NULL,
+    CONSTRAINT reservations_cancelled_check CHECK (((status = 'cancelled'::text) = (cancelled_at IS NOT NULL))),
+    CONSTRAINT reservations_status_check CHECK ((status = ANY (ARRAY['confirmed'::text, 'cancelled'::text]))),
+    CONSTRAINT reservations_stay_check CHECK ((checkout > checkin))
+);
+
+CREATE VIEW public.ari_night_facts AS
+ SELECT facts.room_type_id,
+    facts.date,
+    (COALESCE(sum(facts.qty) FILTER (WHERE (facts.fact = 'held'::text)), (0)::bigint))::integer AS held,
+    (COALESCE(sum(facts.qty) FILTER (WHERE (facts.fact = 'booked'::text)), (0)::bigint))::integer AS booked,
+    (COALESCE(sum(facts.qty) FILTER (WHERE (facts.fact = 'blocked'::text)), (0)::bigint))::integer AS blocked
+   FROM ( SELECT n.room_type_id,
+            n.date,
+            n.qty,
+            'held'::text AS fact
+           FROM (public.hold_nights n
+             JOIN public.holds h ON ((h.id = n.hold_id)))
+          WHERE (h.status = 'active'::text)
+        UNION ALL
+         SELECT n.room_type_id,
+            n.date,
+            n.qty,
+            'booked'::text
+           FROM (public.hold_nights n
+             JOIN public.reservations r ON ((r.hold_id = n.hold_id)))
+          WHERE (r.status = 'confirmed'::text)
+        UNION ALL
+         SELECT n.room_type_id,
+            n.date,
+            n.qty,
+            'blocked'::text
+           FROM (public.block_nights n
+             JOIN public.blocks b ON ((b.id = n.block_id)))
+          WHERE (b.status = 'active'::text)) facts
+  GROUP BY facts.room_type_id, facts.date;
+
+CREATE TABLE public.audit_log (
+    id bigint NOT NULL,
+    property_id bigint,
+    actor text NOT NULL,
+    command text NOT NULL,
+    arguments jsonb NOT NULL,
+    result jsonb NOT NULL,
+    correlation_id text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+ALTER TABLE public.audit_log ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.audit_log_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
 );
 
 ALTER TABLE public.blocks ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
@@ -932,14 +1018,6 @@ CREATE TABLE public.conversations (
     CONSTRAINT conversations_state_check CHECK ((state = ANY (ARRAY['new'::text, 'collecting'::text, 'quoted'::text, 'awaiting_payment'::text, 'booked'::text, 'requote'::text, 'human'::text])))
 );
 
-CREATE TABLE public.hold_nights (
-    hold_id uuid NOT NULL,
-    room_type_id bigint NOT NULL,
-    date date NOT NULL,
-    qty integer NOT NULL,
-    CONSTRAINT hold_nights_qty_check CHECK ((qty > 0))
-);
-
 CREATE TABLE public.hold_units (
     hold_id uuid NOT NULL,
     unit integer NOT NULL,
@@ -950,30 +1028,6 @@ CREATE TABLE public.hold_units (
     CONSTRAINT hold_units_adults_check CHECK ((adults >= 1)),
     CONSTRAINT hold_units_total_cents_check CHECK ((total_cents >= 0)),
     CONSTRAINT hold_units_unit_check CHECK ((unit >= 1))
-);
-
-CREATE TABLE public.holds (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    property_id bigint NOT NULL,
-    status text DEFAULT 'active'::text NOT NULL,
-    checkin date NOT NULL,
-    checkout date NOT NULL,
-    guests integer NOT NULL,
-    total_cents bigint NOT NULL,
-    currency text NOT NULL,
-    expires_at timestamp with time zone NOT NULL,
-    create_idempotency_key text NOT NULL,
-    request_fingerprint text NOT NULL,
-    conversation_id uuid,
-    cancel_reason text,
-    correlation_id text,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    closed_at timestamp with time zone,
-    CONSTRAINT holds_closed_at_check CHECK (((status = 'active'::text) = (closed_at IS NULL))),
-    CONSTRAINT holds_guests_check CHECK ((guests > 0)),
-    CONSTRAINT holds_status_check CHECK ((status = ANY (ARRAY['active'::text, 'expired'::text, 'cancelled'::text, 'converted'::text]))),
-    CONSTRAINT holds_stay_check CHECK ((checkout > checkin)),
-    CONSTRAINT holds_total_cents_check CHECK ((total_cents >= 0))
 );
 
 CREATE TABLE public.idempotency_keys (
@@ -1155,29 +1209,6 @@ CREATE TABLE public.reservation_units (
     CONSTRAINT reservation_units_adults_check CHECK ((adults >= 1)),
     CONSTRAINT reservation_units_total_cents_check CHECK ((total_cents >= 0)),
     CONSTRAINT reservation_units_unit_check CHECK ((unit >= 1))
-);
-
-CREATE TABLE public.reservations (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    hold_id uuid NOT NULL,
-    payment_id uuid NOT NULL,
-    property_id bigint NOT NULL,
-    code text NOT NULL,
-    status text DEFAULT 'confirmed'::text NOT NULL,
-    checkin date NOT NULL,
-    checkout date NOT NULL,
-    guests integer NOT NULL,
-    total_cents bigint NOT NULL,
-    currency text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    correlation_id text,
-    cancelled_at timestamp with time zone,
-    cancel_reason text,
-    guest_name_sealed bytea,
-    guest_name_index text[] DEFAULT '{}'::text[] NOT NULL,
-    CONSTRAINT reservations_cancelled_check CHECK (((status = 'cancelled'::text) = (cancelled_at IS NOT NULL))),
-    CONSTRAINT reservations_status_check CHECK ((status = ANY (ARRAY['confirmed'::text, 'cancelled'::text]))),
-    CONSTRAINT reservations_stay_check CHECK ((checkout > checkin))
 );
 
 CREATE TABLE public.room_types (

@@ -154,6 +154,24 @@ def run_cli(
     )
 
 
+async def run_cli_async(env: dict[str, str], *args: str) -> tuple[int, list[str]]:
+    """`python -m app …` without blocking the loop (a test serving an emulator on it): the
+    exit code and stdout's lines; never a traceback."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "app",
+        *args,
+        env=env,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert b"Traceback" not in out + err, err
+    return process.returncode or 0, out.decode().strip().splitlines()
+
+
 class TcpProxy:
     """A loopback TCP proxy a test can cut and restore, to take a dependency 'down'."""
 

@@ -14,48 +14,22 @@ SELECT count(*) FROM (
 ) AS locked
 
 -- repair_ari_facts --
--- The nights of property $1 whose counters are not what their facts make them, with both:
--- held = nights of active holds, booked = nights of confirmed reservations, blocked =
--- nights of active blocks (the definitions of docs/operations/sql/reconcile_ari_vs_holds.sql,
--- matched by room type as it does). Run after repair_ari_lock, in a statement of its own,
--- so it reads every fact committed before the locks were granted.
-WITH room_types_of AS (
-    SELECT rt.id, rt.code FROM room_types rt WHERE rt.property_id = $1
-), held AS (
-    SELECT n.room_type_id, n.date, sum(n.qty) AS qty
-    FROM hold_nights n
-    JOIN holds h ON h.id = n.hold_id
-    JOIN room_types_of rt ON rt.id = n.room_type_id
-    WHERE h.status = 'active'
-    GROUP BY n.room_type_id, n.date
-), booked AS (
-    SELECT n.room_type_id, n.date, sum(n.qty) AS qty
-    FROM hold_nights n
-    JOIN reservations r ON r.hold_id = n.hold_id
-    JOIN room_types_of rt ON rt.id = n.room_type_id
-    WHERE r.status = 'confirmed'
-    GROUP BY n.room_type_id, n.date
-), blocked AS (
-    SELECT n.room_type_id, n.date, sum(n.qty) AS qty
-    FROM block_nights n
-    JOIN blocks b ON b.id = n.block_id
-    JOIN room_types_of rt ON rt.id = n.room_type_id
-    WHERE b.status = 'active'
-    GROUP BY n.room_type_id, n.date
-)
+-- The nights of property $1 whose counters are not what their facts (the view
+-- ari_night_facts, which the reconcile check reads too) make them, with both. Run after
+-- repair_ari_lock, in a statement of its own, so it reads every fact committed before the
+-- locks were granted.
 SELECT a.id, rt.code AS room_type, a.date, a.inv_total,
-       a.inv_held, coalesce(held.qty, 0)::integer AS held,
-       a.inv_booked, coalesce(booked.qty, 0)::integer AS booked,
-       a.inv_blocked, coalesce(blocked.qty, 0)::integer AS blocked
+       a.inv_held, coalesce(f.held, 0) AS held,
+       a.inv_booked, coalesce(f.booked, 0) AS booked,
+       a.inv_blocked, coalesce(f.blocked, 0) AS blocked
 FROM ari_days a
-JOIN room_types_of rt ON rt.id = a.room_type_id
-LEFT JOIN held ON held.room_type_id = a.room_type_id AND held.date = a.date
-LEFT JOIN booked ON booked.room_type_id = a.room_type_id AND booked.date = a.date
-LEFT JOIN blocked ON blocked.room_type_id = a.room_type_id AND blocked.date = a.date
-WHERE a.inv_held <> coalesce(held.qty, 0)
-   OR a.inv_booked <> coalesce(booked.qty, 0)
-   OR a.inv_blocked <> coalesce(blocked.qty, 0)
-   OR coalesce(held.qty, 0) + coalesce(booked.qty, 0) + coalesce(blocked.qty, 0) > a.inv_total
+JOIN room_types rt ON rt.id = a.room_type_id
+LEFT JOIN ari_night_facts f ON f.room_type_id = a.room_type_id AND f.date = a.date
+WHERE a.property_id = $1
+  AND (a.inv_held <> coalesce(f.held, 0)
+       OR a.inv_booked <> coalesce(f.booked, 0)
+       OR a.inv_blocked <> coalesce(f.blocked, 0)
+       OR coalesce(f.held, 0) + coalesce(f.booked, 0) + coalesce(f.blocked, 0) > a.inv_total)
 ORDER BY a.room_type_id, a.date
 
 -- repair_ari_update --

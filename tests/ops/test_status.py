@@ -4,9 +4,7 @@ to happen in a real database (and a real local Cloud Tasks), and clean on a heal
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -22,7 +20,7 @@ from app.settings import Settings
 from app.tasks.catalog import CATALOG, QUEUES
 from app.tasks.queue import TaskQueue, queue_config
 from tests.inventory.conftest import Calendar, make_calendar
-from tests.support import ROOT, app_env
+from tests.support import app_env, run_cli_async
 
 SERVICE_ACCOUNT = "tasks@hotelly-test.iam.gserviceaccount.com"
 
@@ -303,20 +301,7 @@ async def test_the_command_line_prints_one_screen_then_json(
     )
 
     async def status() -> tuple[int, list[str]]:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "app",
-            "ops",
-            "status",
-            env=env,
-            cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await process.communicate()
-        assert b"Traceback" not in out + err, err
-        return process.returncode or 0, out.decode().strip().splitlines()
+        return await run_cli_async(env, "ops", "status")
 
     code, lines = await status()
     assert code == 0 and orjson.loads(lines[-1])["status"] == "ok", lines

@@ -32,25 +32,13 @@ from app.tasks.catalog import HOLD_EXPIRE, QUEUES, WHATSAPP_SEND
 from app.tasks.queue import TaskQueue, queue_config
 from tests.inventory.conftest import make_calendar
 from tests.ops.test_status import SERVICE_ACCOUNT, emulator, tasks_settings  # noqa: F401
-from tests.support import ROOT, app_env, eventually, serve_app
+from tests.support import app_env, eventually, run_cli_async, serve_app
 
 
 async def _cli(env: dict[str, str], *args: str) -> tuple[int, list[str], dict[str, Any]]:
     """`python -m app …` without blocking the loop that serves the emulator."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "app",
-        *args,
-        env=env,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert b"Traceback" not in out + err, err
-    lines = out.decode().strip().splitlines()
-    return process.returncode or 0, lines[:-1], orjson.loads(lines[-1])
+    code, lines = await run_cli_async(env, *args)
+    return code, lines[:-1], orjson.loads(lines[-1])
 
 
 # ---- ops tasks ---------------------------------------------------------------------------
