@@ -105,6 +105,16 @@ class Settings:
     # Channel calendars: the key of their export tokens (HMAC), so a feed's URL cannot be
     # guessed; rotating one calendar's URL needs no new key (channels rotate).
     ical_secret: Secret | None = None
+    # A language model (Gemini on Vertex AI) where the rules give up, and for voice notes;
+    # unset: rules only, and a voice note gets a "please write" reply.
+    understanding_model: str | None = None
+    understanding_project: str | None = None
+    understanding_location: str = "southamerica-east1"
+    # Only with ENV=dev: a local fake of Vertex AI, reached with stub credentials.
+    understanding_base_url: str | None = None
+    understanding_timeout_seconds: float = 3.0
+    # Shorter than the conversation's lease (60 s), so a slow transcription cannot outlive it.
+    transcription_timeout_seconds: float = 20.0
 
 
 def _text(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
@@ -129,6 +139,19 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> i
         raise ConfigError(name, f"must be an integer (got {raw!r})") from None
     if not lo <= value <= hi:
         raise ConfigError(name, f"must be between {lo} and {hi} (got {value})")
+    return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(name, f"must be a number of seconds (got {raw!r})") from None
+    if not lo <= value <= hi:
+        raise ConfigError(name, f"must be between {lo:g} and {hi:g} (got {value:g})")
     return value
 
 
@@ -234,8 +257,17 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_role: bool = 
         receipt_redrive_seconds=_int(env, "RECEIPT_REDRIVE_SECONDS", 600, 10, 86_400),
         whatsapp_send_proof_seconds=_int(env, "WHATSAPP_SEND_PROOF_SECONDS", 60, 0, 3600),
         ical_secret=_secret(env, "ICAL_SECRET"),
+        understanding_model=_text(env, "UNDERSTANDING_MODEL"),
+        understanding_project=_text(env, "UNDERSTANDING_PROJECT")
+        or _text(env, "GOOGLE_CLOUD_PROJECT"),
+        understanding_location=_text(env, "UNDERSTANDING_LOCATION", "southamerica-east1")
+        or "southamerica-east1",
+        understanding_base_url=_url(env, "UNDERSTANDING_BASE_URL"),
+        understanding_timeout_seconds=_seconds(env, "UNDERSTANDING_TIMEOUT_SECONDS", 3.0, 0.1, 30),
+        transcription_timeout_seconds=_seconds(env, "TRANSCRIPTION_TIMEOUT_SECONDS", 20.0, 1, 50),
     )
     _check_oidc_certs(settings)
+    _check_understanding(settings)
     _check_hold_outlives_checkout(settings)
     if role is not None and require_role:
         _require_for_role(settings)
@@ -255,6 +287,19 @@ def _check_oidc_certs(settings: Settings) -> None:
             "OIDC_CERTS_URL",
             f"may differ from Google's ({PRODUCTION_CERTS_URL}) only with ENV=dev "
             f"(ENV is {settings.env})",
+        )
+
+
+def _check_understanding(settings: Settings) -> None:
+    if settings.understanding_model is not None and settings.understanding_project is None:
+        raise ConfigError(
+            "UNDERSTANDING_PROJECT",
+            "is required with UNDERSTANDING_MODEL (or set GOOGLE_CLOUD_PROJECT)",
+        )
+    # A local model server is reached with stub credentials: never in production.
+    if settings.understanding_base_url is not None and settings.env != "dev":
+        raise ConfigError(
+            "UNDERSTANDING_BASE_URL", f"may be set only with ENV=dev (ENV is {settings.env})"
         )
 
 

@@ -125,6 +125,34 @@ def test_oidc_certs_url_may_differ_from_googles_only_with_env_dev() -> None:
     assert google.env == "prod" and google.oidc_certs_url == PRODUCTION_CERTS_URL
 
 
+def test_the_understanding_model_is_off_by_default_and_validated() -> None:
+    """Unset: rules only. Set: it needs a project (its own or GOOGLE_CLOUD_PROJECT); a local
+    model server only with ENV=dev; timeouts are seconds within bounds."""
+    assert load_settings({"DATABASE_URL": URL}).understanding_model is None
+    model = {"DATABASE_URL": URL, "UNDERSTANDING_MODEL": "gemini-2.5-flash"}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(model)
+    assert caught.value.variable == "UNDERSTANDING_PROJECT"
+    found = load_settings({**model, "GOOGLE_CLOUD_PROJECT": "inn-prod"})
+    assert (found.understanding_project, found.understanding_location) == (
+        "inn-prod",
+        "southamerica-east1",
+    )
+    assert (found.understanding_timeout_seconds, found.transcription_timeout_seconds) == (3, 20)
+    local = {**model, "UNDERSTANDING_PROJECT": "p", "UNDERSTANDING_BASE_URL": "http://127.0.0.1:1"}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(local)
+    assert caught.value.variable == "UNDERSTANDING_BASE_URL" and "ENV=dev" in str(caught.value)
+    assert load_settings({**local, "ENV": "dev"}).understanding_base_url == "http://127.0.0.1:1"
+    for name, value in (
+        ("UNDERSTANDING_TIMEOUT_SECONDS", "soon"),
+        ("TRANSCRIPTION_TIMEOUT_SECONDS", "90"),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            load_settings({"DATABASE_URL": URL, name: value})
+        assert caught.value.variable == name
+
+
 @pytest.mark.parametrize(("ttl", "grace"), [("2100", "300"), ("1800", "0"), ("2400", "600")])
 def test_hold_ttl_must_exceed_stripes_minimum_plus_the_grace(ttl: str, grace: str) -> None:
     """A hold no longer than Stripe's 30-minute Checkout minimum plus CHECKOUT_GRACE_SECONDS

@@ -25,6 +25,7 @@ confirms. Every quote restates the dates and the party it understood.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -39,6 +40,7 @@ from app.inventory.holds import HoldRequest, Unit
 from app.inventory.properties import Property
 from app.inventory.quote import Offer
 from app.inventory.stay import MAX_GUESTS, MAX_STAY_NIGHTS, Party, Stay
+from app.llm.reading import ReadingContext, read_message
 from app.messaging.inbound import Reading
 
 # Hold cancellations a guest's own message causes (and answers).
@@ -123,6 +125,9 @@ async def respond(
         return turn.say("greeting", inn=prop.name)
     if reading == "media":  # not "not understood": ask for words instead
         return turn.say("write_please")
+    if services.model is not None and _rules_gave_up(understood, context, text):
+        understood = await _with_model(services, prop, understood, text, today, context)
+        turn.language = understood.language or turn.language
     if understood.intent != "unknown":
         context.pop("misunderstood", None)
     if understood.intent == "human":
@@ -184,6 +189,57 @@ async def respond(
             context.pop("misunderstood")
             return _hand_off(conv, turn, "not_understood")
     return turn.say("help")
+
+
+def _rules_gave_up(understood: Understood, context: dict[str, Any], text: str) -> bool:
+    """The conversation still has no dates after the message, or a question it asked was
+    not settled, and the message is not one the rules read for sure (a person, a
+    cancellation, a number, an option, a yes, their own question or holiday offer)."""
+    if understood.intent in ("human", "cancel", "confirm") or understood.checkin is not None:
+        return False
+    if any(v is not None for v in (understood.number, understood.option, understood.holiday)):
+        return False
+    if understood.question is not None:
+        return False
+    if context.get("choices"):
+        return True
+    if "checkin" in (context.get("stay") or {}):
+        return understood.intent == "unknown"
+    return understood.intent != "greeting" or len(text.split()) >= 8
+
+
+async def _with_model(
+    services: Services,
+    prop: Property,
+    understood: Understood,
+    text: str,
+    today: dt.date,
+    context: dict[str, Any],
+) -> Understood:
+    """The rules' reading, with what they left empty filled from the model's validated one."""
+    assert services.model is not None
+    ctx = ReadingContext(
+        today=today,
+        max_guests=await actions.inn_capacity(services, prop),
+        options=[option["name"] for option in context.get("options") or []],
+        choices=[f"{ci} to {co or '?'}" for ci, co in context.get("choices") or []],
+    )
+    read = await read_message(services.model, text, ctx)
+    if read is None:
+        return understood
+    party = understood.guests is None and read.guests is not None
+    dates = read.checkin is not None  # a pair, validated together: it replaces the nights
+    return replace(
+        understood,
+        language=understood.language or read.language,
+        intent=read.intent if understood.intent == "unknown" else understood.intent,
+        checkin=read.checkin,
+        checkout=read.checkout if dates else understood.checkout,
+        nights=None if dates else understood.nights,
+        adults=read.adults if party else understood.adults,
+        children_ages=read.children_ages if party else understood.children_ages,
+        option=read.option,
+    )
 
 
 def _ask(turn: Turn, understood: Understood, today: dt.date) -> Turn:

@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 import asyncpg
+import httpx
 import stripe
 
 from app.conversations import replies
 from app.inventory.properties import Property
+from app.llm.model import Model
 from app.settings import Settings
 from app.tasks.queue import TaskQueue
 
@@ -27,6 +29,8 @@ class Services:
     queue: TaskQueue
     stripe: stripe.StripeClient
     settings: Settings
+    model: Model | None = None  # UNDERSTANDING_MODEL: where the rules give up, voice notes
+    graph: httpx.AsyncClient | None = None  # the WhatsApp Graph API (a voice note's media)
 
 
 @dataclass(frozen=True)

@@ -117,6 +117,7 @@ def processes(env: Mapping[str, str], key_file: str) -> tuple[Process, ...]:
             env["WHATSAPP_APP_SECRET"],
         ),
         _fake("fake_channel", _channel_port()),
+        _fake("fake_model", _port(env["UNDERSTANDING_BASE_URL"])),
         _fake(
             "fake_evolution",
             _port(evolution["api_base"]),

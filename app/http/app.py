@@ -20,6 +20,7 @@ from app.errors import AppError
 from app.http import public, worker
 from app.http.deps import Deps
 from app.http.middleware import RequestContext
+from app.llm.model import model_from_settings
 from app.logging import annotate_request
 from app.messaging.meta import graph_client
 from app.payments.stripe_api import open_stripe
@@ -89,7 +90,7 @@ def create_app(settings: Settings) -> Starlette:
             db.application_name(settings.role),
         )
         queue = TaskQueue(queue_config(settings))
-        oidc = stripe = graph = None
+        oidc = stripe = graph = model = None
         if settings.role == "worker":
             oidc = OidcVerifier(
                 certs_url=settings.oidc_certs_url,
@@ -98,6 +99,7 @@ def create_app(settings: Settings) -> Starlette:
             )
             stripe = open_stripe(settings)
             graph = graph_client(settings.whatsapp_api_base)
+            model = model_from_settings(settings)
         log.info("app_started", extra={"pool_max": settings.db_pool_max})
         try:
             yield {
@@ -110,6 +112,7 @@ def create_app(settings: Settings) -> Starlette:
                     oidc,
                     stripe,
                     graph,
+                    model=model,
                 )
             }
         finally:
@@ -120,6 +123,8 @@ def create_app(settings: Settings) -> Starlette:
                 await stripe.close()
             if graph is not None:
                 await graph.aclose()
+            if model is not None:
+                await model.client.aio.aclose()
             await pool.close()
 
     return Starlette(

@@ -9,6 +9,7 @@ import httpx
 from starlette.requests import Request
 
 from app.channels.export import FeedCache
+from app.llm.model import Model
 from app.ops.pause import PauseCache
 from app.payments.stripe_api import StripeApi
 from app.pii import PiiKeys
@@ -28,6 +29,7 @@ class Deps:
     oidc: OidcVerifier | None = None  # worker only
     stripe: StripeApi | None = None  # worker only
     graph: httpx.AsyncClient | None = None  # worker only: the WhatsApp Graph API
+    model: Model | None = None  # worker only, when UNDERSTANDING_MODEL is set
     feeds: FeedCache = field(default_factory=FeedCache)  # public: rendered channel feeds
     pauses: PauseCache = field(default_factory=PauseCache)  # public: providers paused
 

@@ -123,7 +123,7 @@ async def receipts_redrive(request: Request) -> JSONResponse:
 
 def _services(d: Deps) -> Services:
     assert d.stripe is not None
-    return Services(d.pool, d.queue, d.stripe.client, d.settings)
+    return Services(d.pool, d.queue, d.stripe.client, d.settings, d.model, d.graph)
 
 
 @task_endpoint
