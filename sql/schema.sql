@@ -1066,6 +1066,7 @@ CREATE TABLE public.messages (
     template jsonb,
     correlation_id text,
     attempt_started_at timestamp with time zone,
+    interactive jsonb,
     CONSTRAINT messages_direction_check CHECK ((direction = ANY (ARRAY['in'::text, 'out'::text]))),
     CONSTRAINT messages_direction_status_check CHECK (((direction = 'in'::text) = (status = 'received'::text))),
     CONSTRAINT messages_sent_check CHECK (((status = 'failed'::text) OR ((status = ANY (ARRAY['sent'::text, 'delivered'::text, 'read'::text])) = (sent_at IS NOT NULL)))),

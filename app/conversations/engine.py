@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from app.conversations import actions, replies
+from app.conversations import actions, replies, taps
 from app.conversations.model import Conversation, Services, Turn
 from app.conversations.understanding import Choice, Understood, understand
 from app.db import QUERIES
@@ -109,7 +109,9 @@ async def respond(
     if reading == "silent":  # a reaction, an edit, a deletion…: nothing to answer or count
         return Turn(conv.language or replies.DEFAULT_LANGUAGE, conv.state, context)
     options: list[dict[str, Any]] = list(context.get("options") or [])
-    understood = understand(text, today, [option["name"] for option in options])
+    tap = taps.parse(text) if reading == "text" else None
+    # A tap's id is not words: the conversation's language stays.
+    understood = understand("" if tap else text, today, [option["name"] for option in options])
     language = understood.language or conv.language or replies.DEFAULT_LANGUAGE
     turn = Turn(language, conv.state, context)
 
@@ -125,6 +127,12 @@ async def respond(
         return turn.say("greeting", inn=prop.name)
     if reading == "media":  # not "not understood": ask for words instead
         return turn.say("write_please")
+    if reading == "voice":  # a voice note nobody could listen to: the same, once per note
+        return turn.say("voice_write_instead")
+    ref = taps.quote_ref(message_id)
+    if tap is not None:
+        context.pop("misunderstood", None)
+        return await _tapped(services, conv, turn, tap, message_id, ref)
     if services.model is not None and _rules_gave_up(understood, context, text):
         understood = await _with_model(services, prop, understood, text, today, context)
         turn.language = understood.language or turn.language
@@ -142,19 +150,14 @@ async def respond(
     if choices:
         picked = _picked(understood, choices)
         if picked is not None:
-            checkin, checkout = choices[picked]
-            stay.pop("nights", None)
-            stay.pop("checkout", None)
-            stay["checkin"] = checkin
-            if checkout is not None:
-                stay["checkout"] = checkout
+            _take_choice(stay, choices[picked])
             _merge_party(stay, understood)
             context["stay"] = stay
-            return await _next_step(services, prop, turn, today)
+            return await _next_step(services, prop, turn, ref)
     if understood.question is not None or understood.holiday is not None:
         _merge_party(stay, understood)
         context["stay"] = stay
-        return _ask(turn, understood, today)
+        return _ask(turn, understood, today, ref)
     option = understood.option
     if understood.number is not None:
         # A bare number answers the last question: which option, how many adults with the
@@ -177,9 +180,9 @@ async def respond(
                 return turn.say("which_option", count=len(options))
             return await _book(services, conv, turn, options[option - 1], message_id)
         if conv.state == "requote":
-            return await _next_step(services, prop, turn, today)
+            return await _next_step(services, prop, turn, ref)
     if changed or understood.intent in ("availability", "price"):
-        return await _next_step(services, prop, turn, today)
+        return await _next_step(services, prop, turn, ref)
     if understood.intent == "greeting":
         turn.state = "collecting" if turn.state == "new" else turn.state
         return turn.say("greeting", inn=prop.name)
@@ -242,7 +245,50 @@ async def _with_model(
     )
 
 
-def _ask(turn: Turn, understood: Understood, today: dt.date) -> Turn:
+def _take_choice(stay: dict[str, Any], choice: list[str | None]) -> None:
+    checkin, checkout = choice
+    stay.pop("nights", None)
+    stay.pop("checkout", None)
+    stay["checkin"] = checkin
+    if checkout is not None:
+        stay["checkout"] = checkout
+
+
+async def _tapped(
+    services: Services, conv: Conversation, turn: Turn, tap: taps.Tap, message_id: str, ref: str
+) -> Turn:
+    """A tapped row or button, by its id. One from an earlier list or question gets what
+    holds now (the current options, or the question for what is missing), never the old
+    choice."""
+    context = turn.context
+    if tap.kind == "h":  # only the current hold: an older one has ended already
+        if tap.value == "cancel" and context.get("hold_id") == tap.ref:
+            return await _cancel(services, turn)
+        return turn.say("nothing_to_cancel")
+    current = tap.ref == context.get("quote_id")
+    options = context.get("options") or []
+    number = tap.number or 0
+    if tap.kind == "q" and current and conv.state == "quoted" and 1 <= number <= len(options):
+        return await _book(services, conv, turn, options[number - 1], message_id)
+    choices = context.get("choices") or []
+    stay = _stay_fields(context)
+    if tap.kind == "c" and current and choices:
+        context.pop("choices")
+        if tap.value == "other":
+            turn.state = "collecting"
+            return turn.say("ask_dates")
+        if 1 <= number <= len(choices):
+            _take_choice(stay, choices[number - 1])
+            context["stay"] = stay
+            return await _next_step(services, conv.property, turn, ref)
+    context["stay"] = stay
+    await _next_step(services, conv.property, turn, ref)
+    # One message, so the note cannot arrive after the options it introduces.
+    turn.replies[0] = replies.render("stale_options", turn.language) + "\n" + turn.replies[0]
+    return turn
+
+
+def _ask(turn: Turn, understood: Understood, today: dt.date, ref: str) -> Turn:
     """One short question about the dates, offering the readings that can be booked; or a
     holiday's suggested stay to confirm."""
     lang = turn.language
@@ -250,7 +296,9 @@ def _ask(turn: Turn, understood: Understood, today: dt.date) -> Turn:
     if understood.holiday is not None:
         h = understood.holiday
         turn.context["choices"] = [[h.checkin.isoformat(), h.checkout.isoformat()]]
-        return turn.say(
+        turn.context["quote_id"] = ref
+        return turn.say_with(
+            taps.yes_or_other(ref, lang),
             "holiday_offer",
             holiday=replies.HOLIDAYS[h.name][replies.reply_language(lang)],
             checkin=replies.day(h.checkin, lang),
@@ -263,6 +311,8 @@ def _ask(turn: Turn, understood: Understood, today: dt.date) -> Turn:
     if bookable:
         turn.context["choices"] = [[ci.isoformat(), co and co.isoformat()] for ci, co in bookable]
     if len(bookable) == 1:
+        turn.context["quote_id"] = ref
+        turn.interactive[len(turn.replies) - 1] = taps.yes_or_other(ref, lang)
         turn.replies[-1] += replies.render("choose_one", lang, choice=_span(bookable[0], lang))
     elif bookable:
         lines = "\n".join(f"{n}. {_span(c, lang)}" for n, c in enumerate(bookable, start=1))
@@ -337,8 +387,9 @@ async def _cancel(services: Services, turn: Turn) -> Turn:
     return turn.say("hold_cancelled") if cancelled else turn.say("nothing_to_cancel")
 
 
-async def _next_step(services: Services, prop: Property, turn: Turn, today: dt.date) -> Turn:
-    """Ask for what is still missing, or quote."""
+async def _next_step(services: Services, prop: Property, turn: Turn, ref: str) -> Turn:
+    """Ask for what is still missing, or quote (its options shown as ``ref``)."""
+    today = prop.today()
     stay = turn.context["stay"]
     lang = turn.language
     turn.state = "collecting"
@@ -371,7 +422,7 @@ async def _next_step(services: Services, prop: Property, turn: Turn, today: dt.d
     except StayRuleBroken as exc:  # a rule of the calendar, not a lack of rooms: say which
         found, alternatives, refusal = [], [], exc
     if found:
-        return _quoted(prop, turn, wanted, found)
+        return _quoted(prop, turn, wanted, found, ref)
     shown = {"party": _party(stay, lang), "checkin": replies.day(checkin, lang)}
     turn.say("unavailable", **shown, checkout=replies.day(checkout, lang))
     if refusal is not None:
@@ -408,8 +459,9 @@ async def _too_many(services: Services, prop: Property, turn: Turn) -> Turn:
     return turn.say("too_many_guests", most=most)
 
 
-def _quoted(prop: Property, turn: Turn, stay: Stay, found: list[Offer]) -> Turn:
+def _quoted(prop: Property, turn: Turn, stay: Stay, found: list[Offer], ref: str) -> Turn:
     lang = turn.language
+    turn.context["quote_id"] = ref
     turn.context["options"] = [
         {
             "units": [{"room_type_id": u.room_type_id, **p.as_json()} for u, p in o.units],
@@ -430,7 +482,9 @@ def _quoted(prop: Property, turn: Turn, stay: Stay, found: list[Offer]) -> Turn:
         for n, o in enumerate(found, start=1)
     )
     turn.state = "quoted"
-    return turn.say(
+    shown = [(o.name, replies.money(o.total_cents, prop.currency, lang)) for o in found]
+    return turn.say_with(
+        taps.options_list(ref, shown, lang),
         "quote",
         party=_party(turn.context["stay"], lang),
         checkin=replies.day(stay.checkin, lang),
@@ -482,7 +536,8 @@ async def _book(
     # The link closes CHECKOUT_GRACE_SECONDS before the hold expires (and its expiry then
     # cancels the hold): that is the deadline the guest can act on.
     deadline = booking.checkout.expires_at.astimezone(ZoneInfo(prop.timezone))
-    return turn.say(
+    return turn.say_with(
+        taps.cancel_hold(str(booking.hold.id), lang),
         "payment_link",
         room=option["name"],
         checkin=replies.day(stay.checkin, lang),

@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from app.conversations import store
+from app.conversations import store, voice
 from app.conversations.engine import notify, respond
 from app.conversations.model import Conversation, Services, Turn
 from app.conversations.replies import DEFAULT_LANGUAGE
@@ -66,13 +66,20 @@ async def handle_message(services: Services, pii: PiiKeys, event_id: str) -> str
             receipt = await conn.fetchrow(QUERIES["receipt_for_task"], "whatsapp", event_id)
         if receipt["processed_at"] is not None:
             return str(receipt["outcome"])
+        text = opened["text"]
         try:
-            if not await _is_staff(pool, conv, contact):
-                turn = await respond(services, conv, opened["text"], event_id, reading)
+            staff = await _is_staff(pool, conv, contact)
+            if reading == "voice" and not staff:
+                # Under the lease, so a duplicate task never transcribes the note twice.
+                heard = await voice.transcript(services, pii, conv.property, opened.get("media"))
+                if heard is not None:
+                    text, reading = heard, "text"
+            if not staff:
+                turn = await respond(services, conv, text, event_id, reading)
             elif reading == "silent":
                 turn = Turn(conv.language or DEFAULT_LANGUAGE, conv.state, conv.context)
             else:
-                turn = await staff_command(services, conv, opened["text"], contact, pii)
+                turn = await staff_command(services, conv, text, contact, pii)
         except AppError as exc:
             if exc.status >= 500:
                 raise  # retryable: Cloud Tasks tries the whole turn again
@@ -86,8 +93,8 @@ async def handle_message(services: Services, pii: PiiKeys, event_id: str) -> str
                 conn,
                 pii,
                 conv.id,
-                # What the guest sent, or its kind for what has no words ("[reaction]").
-                opened["text"] or f"[{receipt['event_type'].removeprefix('message.')}]",
+                # What the guest sent or said, or its kind for what has no words ("[reaction]").
+                text or f"[{receipt['event_type'].removeprefix('message.')}]",
                 provider_message_id=event_id,
                 received_at=receipt["received_at"],
             )

@@ -55,10 +55,18 @@ class Turn:
     # By reply index: the template that reply goes out as outside WhatsApp's 24-hour window
     # ({"kind", "parameters"}); a reply without one is not sent then.
     templates: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # By reply index: its tap-to-choose form on Meta inside the window (Graph's interactive
+    # "type" and "action"; see app/messaging/meta.py send_interactive).
+    interactive: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def say(self, key: str, **fields: object) -> Turn:
         self.replies.append(replies.render(key, self.language, **fields))
         return self
+
+    def say_with(self, interactive: dict[str, Any], key: str, **fields: object) -> Turn:
+        """A reply the guest can answer by tapping (on Meta), or by typing as ever."""
+        self.interactive[len(self.replies)] = interactive
+        return self.say(key, **fields)
 
     def say_templated(self, key: str, parameters: list[str], **fields: object) -> Turn:
         """A reply that may also go out after 24 hours, as the inn's ``key`` template."""

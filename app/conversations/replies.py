@@ -107,6 +107,18 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "en": "For {party}, {checkin} to {checkout} ({nights:night}):\n"
         "{options}\nReply with the number or the room's name to book.",
     },
+    # The labels of tap-to-choose forms on Meta (a list's button and rows, reply buttons):
+    # Graph allows 20 characters for a button, 72 for a row's description.
+    "tap_see_options": {"pt": "Ver opções", "es": "Ver opciones", "en": "See options"},
+    "tap_row": {"pt": "{total} no total", "es": "{total} en total", "en": "{total} in total"},
+    "tap_yes": {"pt": "Sim", "es": "Sí", "en": "Yes"},
+    "tap_other_dates": {"pt": "Outras datas", "es": "Otras fechas", "en": "Other dates"},
+    "tap_cancel": {"pt": "Cancelar", "es": "Cancelar", "en": "Cancel"},
+    "stale_options": {
+        "pt": "Essa lista é de uma consulta anterior.",
+        "es": "Esa lista es de una consulta anterior.",
+        "en": "That list is from an earlier quote.",
+    },
     "quote_line": {
         "pt": "{n}. {room}: {nightly} por noite, total {total}",
         "es": "{n}. {room}: {nightly} por noche, total {total}",
@@ -229,6 +241,12 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "escriba: persona.",
         "en": "I can check availability and book for you. Send the dates and number of "
         "guests, for example: December 10 to 12, 2 guests. To talk to someone, write: human.",
+    },
+    "voice_write_instead": {
+        "pt": "Não consegui ouvir este áudio. Pode me escrever as datas e quantas pessoas?",
+        "es": "No pude escuchar este audio. ¿Me escribe las fechas y cuántas personas?",
+        "en": "I couldn't listen to this voice note. Could you write me the dates and how many "
+        "guests?",
     },
     "write_please": {
         "pt": "Por enquanto só consigo ler mensagens escritas. Pode me mandar por texto as "

@@ -81,6 +81,7 @@ async def insert_reply(
     *,
     dedupe_key: str,
     template: dict[str, Any] | None = None,
+    interactive: dict[str, Any] | None = None,
 ) -> uuid.UUID | None:
     """One outbound message and its send task; None when ``dedupe_key`` was written before."""
     message_id: uuid.UUID | None = await conn.fetchval(
@@ -93,6 +94,7 @@ async def insert_reply(
         None,
         template,
         correlation_id.get(),
+        interactive,
     )
     if message_id is not None:
         outbox.written(
@@ -124,6 +126,7 @@ async def insert_inbound(
         received_at,
         None,
         correlation_id.get(),
+        None,
     )
 
 
@@ -140,7 +143,13 @@ async def record_turn(
     ``inbound``: the guest wrote (their 24-hour window opens again)."""
     for n, text in enumerate(turn.replies):
         await insert_reply(
-            conn, pii, conv.id, text, dedupe_key=f"{key}:{n}", template=turn.templates.get(n)
+            conn,
+            pii,
+            conv.id,
+            text,
+            dedupe_key=f"{key}:{n}",
+            template=turn.templates.get(n),
+            interactive=turn.interactive.get(n),
         )
     for event_type, payload in turn.facts:
         outbox.written(

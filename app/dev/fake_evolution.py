@@ -5,15 +5,19 @@
 "fromMe": true}, …}``) and records the message with the address it was given (a phone
 number's digits, or a full ``…@lid`` JID); ``fail_with`` queues statuses for the next sends;
 ``answer_delay`` (``POST /_dev/delay``) makes it take a message at once but answer later;
-``GET /_dev/messages`` lists what was sent. Unlike Meta, an Evolution instance reports
+``GET /_dev/messages`` lists what was sent. ``POST /chat/getBase64FromMediaMessage/<instance>``
+serves the media ``add_media`` registered for a message id, as the instance does (``{"base64",
+"mimetype", "mediaType", "fileName"}``). Unlike Meta, an Evolution instance reports
 nothing that could prove a send whose answer was lost. It never logs what it receives.
-``upsert_event`` builds what an instance posts to our webhook for a guest's message.
+``upsert_event`` and ``upsert_audio_event`` build what an instance posts to our webhook for a
+guest's message and voice note.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -38,6 +42,7 @@ class FakeEvolution:
     sent: list[dict[str, Any]] = field(default_factory=list)
     failures: list[int] = field(default_factory=list)
     answer_delay: float = 0.0
+    media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     _stop: Any = None
 
     @property
@@ -47,10 +52,14 @@ class FakeEvolution:
     def fail_with(self, *statuses: int) -> None:
         self.failures.extend(statuses)
 
+    def add_media(self, message_id: str, data: bytes, mime_type: str) -> None:
+        self.media[message_id] = (data, mime_type)
+
     async def start(self) -> None:
         app = Starlette(
             routes=[
                 Route("/message/sendText/{instance}", self._send, methods=["POST"]),
+                Route("/chat/getBase64FromMediaMessage/{instance}", self._media, methods=["POST"]),
                 Route("/_dev/messages", self._list, methods=["GET"]),
                 Route("/_dev/delay", self._delay, methods=["POST"]),
             ]
@@ -93,6 +102,27 @@ class FakeEvolution:
             status_code=201,
         )
 
+    async def _media(self, request: Request) -> JSONResponse:
+        if request.path_params["instance"] != self.instance:
+            return JSONResponse({"status": 404, "error": "Not Found"}, status_code=404)
+        if request.headers.get("apikey") != self.api_key:
+            return JSONResponse({"status": 401, "error": "Unauthorized"}, status_code=401)
+        try:
+            message_id = orjson.loads(await request.body())["message"]["key"]["id"]
+            data, mime_type = self.media[message_id]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return JSONResponse({"status": 400, "error": "Bad Request"}, status_code=400)
+        return JSONResponse(
+            {
+                "mediaType": "audioMessage",
+                "fileName": f"{message_id}.oga",
+                "size": {"fileLength": len(data)},
+                "mimetype": mime_type,
+                "base64": base64.b64encode(data).decode(),
+                "buffer": None,
+            }
+        )
+
     async def _list(self, request: Request) -> JSONResponse:
         return JSONResponse({"messages": self.sent})
 
@@ -124,6 +154,25 @@ def upsert_event(
         "sender": "5548000000000@s.whatsapp.net",
         "server_url": "http://127.0.0.1",
     }
+
+
+def upsert_audio_event(
+    instance: str, sender: str, *, message_id: str | None = None, seconds: int = 5
+) -> dict[str, Any]:
+    """A guest's voice note (push-to-talk) as an instance posts it, without the media."""
+    event = upsert_event(instance, sender, "", message_id=message_id)
+    event["data"]["messageType"] = "audioMessage"
+    event["data"]["message"] = {
+        "audioMessage": {
+            "url": "https://mmg.whatsapp.net/v/t62.7117-24/voice.enc",
+            "mimetype": "audio/ogg; codecs=opus",
+            "fileLength": "8123",
+            "seconds": seconds,
+            "ptt": True,
+            "mediaKey": "bWVkaWEta2V5",
+        }
+    }
+    return event
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,7 +1,8 @@
 """A local stand-in for Meta's WhatsApp Graph API, and the Meta side of a webhook delivery.
 
 ``POST /<version>/<phone number id>/messages`` with ``Authorization: Bearer <token>``
-(a text, or a template with body parameters) answers as Graph does
+(a text, a template with body parameters, or an interactive list or reply buttons within
+Graph's limits) answers as Graph does
 (``{"messaging_product": "whatsapp", "contacts": [...], "messages": [{"id": "wamid.…"}]}``)
 and records the message. Errors are Graph-shaped
 (``{"error": {"message", "type", "code", "fbtrace_id"}}``). Like Meta, once it accepted a
@@ -11,10 +12,14 @@ Controls for tests and dev: ``fail_with`` queues statuses for the next sends (42
 400, …); ``answer_delay`` (``POST /_dev/delay``) makes it accept a message at once but
 answer only that much later, and ``hold()``/``release()`` hold every answer until released
 — the window in which a worker can die after Graph took its message; ``GET /_dev/messages``
-lists what was sent. It never logs what it receives: the recipient's number and the text
+lists what was sent. Media: ``add_media`` registers audio and returns its media id;
+``GET /<version>/<media id>`` answers its URL as Graph does (``{"url", "mime_type",
+"sha256", "file_size", "id"}``), by default ``/_media/<id>`` on this server, which serves the
+bytes to the access token; ``media_requests`` records each media request's path and whether
+it carried the token. It never logs what it receives: the recipient's number and the text
 are a guest's.
 
-``inbound_envelope`` and ``signature`` build what Meta posts to our webhook.
+``inbound_envelope``, ``audio_envelope`` and ``signature`` build what Meta posts to our webhook.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import httpx
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app.dev.servers import run_until_signalled, start_in_loop
@@ -73,6 +78,9 @@ class FakeGraph:
     webhook_url: str | None = None
     app_secret: str | None = None
     answer_delay: float = 0.0
+    # media id → (bytes, MIME type, the URL Graph gives for it; None: this server's)
+    media: dict[str, tuple[bytes, str, str | None]] = field(default_factory=dict)
+    media_requests: list[tuple[str, bool]] = field(default_factory=list)
     _stop: Any = None
     _held: asyncio.Event = field(default_factory=asyncio.Event)
     _posting: set[asyncio.Task[None]] = field(default_factory=set)
@@ -95,6 +103,11 @@ class FakeGraph:
     def fail_with(self, *statuses: int) -> None:
         self.failures.extend(statuses)
 
+    def add_media(self, data: bytes, mime_type: str, url: str | None = None) -> str:
+        media_id = str(uuid.uuid4().int)[:16]
+        self.media[media_id] = (data, mime_type, url)
+        return media_id
+
     def app(self) -> Starlette:
         return Starlette(
             routes=[
@@ -102,6 +115,8 @@ class FakeGraph:
                 Route("/_dev/messages", self._list, methods=["GET"]),
                 Route("/_dev/fail", self._fail, methods=["POST"]),
                 Route("/_dev/delay", self._delay, methods=["POST"]),
+                Route("/_media/{media_id}", self._media_bytes, methods=["GET"]),
+                Route("/{version}/{media_id}", self._media_url, methods=["GET"]),
             ]
         )
 
@@ -133,7 +148,14 @@ class FakeGraph:
             or not isinstance(body.get("to"), str)
         ):
             return _error(400)
-        sent = _text(body) if body.get("type") == "text" else _template(body)
+        kind = body.get("type")
+        sent = (
+            _text(body)
+            if kind == "text"
+            else _interactive(body)
+            if kind == "interactive"
+            else _template(body)
+        )
         if sent is None:
             return _error(400)
         wamid = f"wamid.{uuid.uuid4().hex}"
@@ -165,6 +187,37 @@ class FakeGraph:
                 "messages": [{"id": wamid}],
             }
         )
+
+    def _authorized(self, request: Request) -> bool:
+        bearer = request.headers.get("authorization") == f"Bearer {self.access_token}"
+        self.media_requests.append((request.url.path, bearer))
+        return bearer
+
+    async def _media_url(self, request: Request) -> JSONResponse:
+        if not self._authorized(request):
+            return _error(401)
+        media_id = request.path_params["media_id"]
+        if media_id not in self.media:
+            return _error(400)  # Graph: "Unsupported get request"
+        data, mime_type, url = self.media[media_id]
+        return JSONResponse(
+            {
+                "messaging_product": "whatsapp",
+                "url": url or f"http://127.0.0.1:{self.port}/_media/{media_id}",
+                "mime_type": mime_type,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "file_size": str(len(data)),
+                "id": media_id,
+            }
+        )
+
+    async def _media_bytes(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return _error(401)
+        found = self.media.get(request.path_params["media_id"])
+        if found is None:
+            return _error(400)
+        return Response(found[0], media_type=found[1])
 
     async def _list(self, request: Request) -> JSONResponse:
         return JSONResponse({"messages": self.sent})
@@ -204,6 +257,38 @@ def _text(body: dict[str, Any]) -> dict[str, Any] | None:
     if not isinstance(text, dict) or not isinstance(text.get("body"), str):
         return None
     return {"text": text["body"]}
+
+
+def _interactive(body: dict[str, Any]) -> dict[str, Any] | None:
+    """A list or reply buttons, held to Graph's limits (a body of 1,024 characters; 10
+    rows, row titles 24 and descriptions 72, row ids 200; 3 buttons, titles 20, ids 256,
+    each id unique): recorded with its body as the text and the ids a tap may send back."""
+    message: Any = body.get("interactive")
+    try:
+        text = message["body"]["text"]
+        action = message["action"]
+        if message["type"] == "list":
+            rows = [row for section in action["sections"] for row in section["rows"]]
+            choices = [(r["id"], r["title"]) for r in rows]
+            fits = (
+                len(action["button"]) <= 20
+                and 1 <= len(rows) <= 10
+                and all(len(r["title"]) <= 24 and len(r["id"]) <= 200 for r in rows)
+                and all(len(r.get("description", "")) <= 72 for r in rows)
+            )
+        elif message["type"] == "button":
+            choices = [(b["reply"]["id"], b["reply"]["title"]) for b in action["buttons"]]
+            fits = 1 <= len(choices) <= 3 and all(
+                len(title) <= 20 and len(id_) <= 256 for id_, title in choices
+            )
+        else:
+            return None
+    except (KeyError, TypeError):
+        return None
+    unique = len({id_ for id_, _ in choices}) == len(choices)
+    if not (isinstance(text, str) and 0 < len(text) <= 1024 and fits and unique):
+        return None
+    return {"text": text, "interactive": message["type"], "choices": choices}
 
 
 def _template(body: dict[str, Any]) -> dict[str, Any] | None:
@@ -264,6 +349,47 @@ def inbound_envelope(
             }
         ],
     }
+
+
+def audio_envelope(
+    phone_number_id: str,
+    sender: str,
+    media_id: str,
+    *,
+    message_id: str | None = None,
+    mime_type: str = "audio/ogg; codecs=opus",
+) -> dict[str, Any]:
+    """A voice note as Meta posts it: the media's id, never its bytes."""
+    envelope = inbound_envelope(phone_number_id, sender, "", message_id=message_id)
+    (message,) = envelope["entry"][0]["changes"][0]["value"]["messages"]
+    del message["text"]
+    message["type"] = "audio"
+    message["audio"] = {
+        "mime_type": mime_type,
+        "sha256": "n3PWs0KPNwHn7c0uZzjIgPn8wP4VsZzj3wbiJuB1uG8=",
+        "id": media_id,
+        "voice": True,
+    }
+    return envelope
+
+
+def tap_envelope(
+    phone_number_id: str,
+    sender: str,
+    reply_id: str,
+    title: str,
+    *,
+    kind: str = "list_reply",
+    message_id: str | None = None,
+) -> dict[str, Any]:
+    """A tapped list row (``list_reply``) or reply button (``button_reply``) as Meta posts it."""
+    envelope = inbound_envelope(phone_number_id, sender, "", message_id=message_id)
+    (message,) = envelope["entry"][0]["changes"][0]["value"]["messages"]
+    del message["text"]
+    message["type"] = "interactive"
+    message["context"] = {"from": "5548000000000", "id": f"wamid.{uuid.uuid4().hex}"}
+    message["interactive"] = {"type": kind, kind: {"id": reply_id, "title": title}}
+    return envelope
 
 
 def status_envelope(

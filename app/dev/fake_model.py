@@ -90,7 +90,7 @@ class FakeModel:
             status = self.failures.pop(0)
             return _error(status, "the fake model was told to fail")
         parts = [p for c in body.get("contents", []) for p in c.get("parts", [])]
-        audio = [base64.b64decode(p["inlineData"]["data"]) for p in parts if "inlineData" in p]
+        audio = [_bytes(p["inlineData"]["data"]) for p in parts if "inlineData" in p]
         text = " ".join(p.get("text", "") for p in parts)
         if audio:
             answer = self.transcripts.get(audio[0], "")
@@ -113,6 +113,12 @@ class FakeModel:
                 "modelVersion": f"{model}-fake",
             }
         )
+
+
+def _bytes(data: str) -> bytes:
+    """Inline data as the SDK sends it: base64, URL-safe or not, padded or not."""
+    urlsafe = data.replace("+", "-").replace("/", "_")
+    return base64.urlsafe_b64decode(urlsafe + "=" * (-len(data) % 4))
 
 
 def _error(status: int, message: str) -> JSONResponse:

@@ -126,12 +126,10 @@ async def whatsapp_meta(request: Request) -> JSONResponse:
 
 
 def _whatsapp_incoming(d: Deps, property_id: int, message: InboundMessage) -> Incoming:
-    # The number (or LID) and the text travel sealed, bound to this message id; the rest is
-    # PII-free: hashes, and how the message is read.
-    sealed = d.pii.seal(
-        orjson.dumps({"from": message.sender, "text": message.text}).decode(),
-        f"whatsapp:{message.message_id}",
-    )
+    # The number (or LID), the text and where a voice note's audio is travel sealed, bound
+    # to this message id; the rest is PII-free: hashes, and how the message is read.
+    opened = {"from": message.sender, "text": message.text, "media": message.media}
+    sealed = d.pii.seal(orjson.dumps(opened).decode(), f"whatsapp:{message.message_id}")
     details = {
         "property_id": property_id,
         "contact_hash": d.pii.contact_hash(message.sender),

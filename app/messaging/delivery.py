@@ -16,6 +16,9 @@ for that proof, answering 503 until ``send_proof_seconds`` after the uncertain a
 only then sends again. An Evolution instance reports nothing of the kind, so there the wait
 always ends in a second send: a reply whose answer was lost may reach the guest twice.
 
+Inside the window, on Meta, a reply with a tap-to-choose form (the quote's options as a
+list, yes/cancel as reply buttons) goes out as an interactive message; on Evolution, and
+when its text is over Graph's 1,024-character body limit, as the plain text it also is.
 Outside WhatsApp's 24-hour customer-service window (from the contact's last message) a
 reply goes out as the inn's approved template for its kind (property file
 ``whatsapp.templates``: kind → language → template name), or, when it has none, is
@@ -128,6 +131,11 @@ async def _send(
     if number_id is None:
         return SendOutcome("failed", error="the inn has no WhatsApp number")
     if claimed["window_open"]:
+        interactive = claimed["interactive"]
+        if interactive is not None and len(text) <= meta.MAX_INTERACTIVE_BODY:
+            return await meta.send_interactive(
+                client, token, number_id, to, text, interactive, message_id
+            )
         return await meta.send_text(client, token, number_id, to, text, message_id)
     template = _template(claimed, text)
     if template is None:

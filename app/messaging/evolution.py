@@ -93,7 +93,7 @@ def _reading(kind: str, part: Any) -> tuple[Reading, str]:
         return "text", clean(value)
     if kind in _SILENT:
         return "silent", ""
-    return "media", ""  # audio (a voice note), sticker, location, contact, a bare photo, …
+    return "media", ""  # sticker, location, contact, a bare photo, …
 
 
 def parse_event(body: bytes) -> Event:
@@ -129,6 +129,11 @@ def parse_event(body: bytes) -> Event:
         content = {}
     kind = _content_kind(data, content)
     reading, text = _reading(kind, content.get(kind))
+    media = None
+    if kind == "audioMessage":  # a voice note (ptt) or an audio file: the instance serves it
+        part = content.get(kind)
+        mime_type = part.get("mimetype") if isinstance(part, dict) else None
+        media = {"id": message_id, "mime_type": clean(mime_type)[:100] or "audio/ogg"}
     sender, lid = guest
     return Event(
         instance,
@@ -137,9 +142,10 @@ def parse_event(body: bytes) -> Event:
             message_id=message_id,
             sender=sender,
             kind=clean(kind)[:32],
-            reading=reading,
+            reading="voice" if media else reading,
             text=text,
             lid=lid,
+            media=media,
         ),
     )
 

@@ -7,11 +7,12 @@ from typing import Literal
 
 # text: words to understand (a text, a caption, a tapped button's payload or id);
 # welcome: the guest opened the chat (Meta's request_welcome): greet them;
-# media: something to look at or listen to (audio, a sticker, a location, a contact card, a
-#   photo without a caption): ask for text, never count it as "not understood";
+# voice: a voice note (``media`` says where its audio is): transcribed, then read as text;
+# media: something to look at (a sticker, a location, a contact card, a photo without a
+#   caption): ask for text, never count it as "not understood";
 # silent: nothing to answer (a reaction, an edit, a deletion, a system notice, an order, an
 #   unsupported message): recorded, no reply, never counted as "not understood".
-Reading = Literal["text", "welcome", "media", "silent"]
+Reading = Literal["text", "welcome", "voice", "media", "silent"]
 
 MAX_TEXT = 4096  # WhatsApp's own limit for a text message body
 
@@ -29,6 +30,9 @@ class InboundMessage:
     # The guest's "<lid>@lid" JID when the provider gave one (PII): it ties the messages
     # that carry the phone to those that do not, so one guest stays one contact.
     lid: str | None = None
+    # A voice note's audio at the provider: {"id", "mime_type"} (Meta's media id, or the
+    # Evolution message id its instance serves the media by).
+    media: dict[str, str] | None = None
 
 
 def clean(text: object) -> str:

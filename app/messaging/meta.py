@@ -78,7 +78,17 @@ def _reading(message: dict[str, Any]) -> tuple[Reading, str]:
         return "welcome", ""
     if kind in _SILENT:
         return "silent", ""
-    return "media", ""  # audio, sticker, location, contacts, an uncaptioned photo, …
+    return "media", ""  # sticker, location, contacts, an uncaptioned photo, …
+
+
+def _voice(message: dict[str, Any]) -> dict[str, str] | None:
+    """Where a voice note's (or an audio file's) audio is: Graph's media id."""
+    audio = message.get("audio") if message.get("type") == "audio" else None
+    media_id = audio.get("id") if isinstance(audio, dict) else None
+    if not isinstance(media_id, str) or not media_id or len(media_id) > 255:
+        return None
+    mime_type = audio.get("mime_type") if isinstance(audio, dict) else None
+    return {"id": media_id, "mime_type": clean(mime_type)[:100] or "audio/ogg"}
 
 
 def _list(value: Any, what: str) -> list[Any]:
@@ -132,14 +142,16 @@ def parse_envelope(body: bytes) -> Envelope:
                 if not isinstance(message, dict):
                     raise BadRequest("messages must hold objects")
                 reading, text = _reading(message)
+                media = _voice(message)
                 messages.append(
                     InboundMessage(
                         phone_number_id=number_id,
                         message_id=_id(message.get("id"), "message id"),
                         sender=_id(message.get("from"), "message sender"),
                         kind=clean(str(message.get("type") or "unknown"))[:32],
-                        reading=reading,
+                        reading="voice" if media else reading,
                         text=text,
+                        media=media,
                     )
                 )
             for status in _list(value.get("statuses"), "statuses"):
@@ -180,6 +192,28 @@ async def send_text(
         phone_number_id,
         ours,
         {"to": to, "type": "text", "text": {"preview_url": True, "body": text}},
+    )
+
+
+# Graph's limit on an interactive message's body; a longer reply goes out as plain text.
+MAX_INTERACTIVE_BODY = 1024
+
+
+async def send_interactive(
+    client: httpx.AsyncClient,
+    token: str,
+    phone_number_id: str,
+    to: str,
+    text: str,
+    interactive: dict[str, Any],
+    ours: uuid.UUID,
+) -> SendOutcome:
+    """A list of options or reply buttons under ``text``: only inside the window. The
+    guest's tap comes back as its row's or button's id (``_reading``)."""
+    kind, action = interactive["type"], interactive["action"]
+    body = {"type": kind, "body": {"text": text}, "action": action}
+    return await _send(
+        client, token, phone_number_id, ours, {"to": to, "type": "interactive", "interactive": body}
     )
 
 

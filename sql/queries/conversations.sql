@@ -28,11 +28,12 @@ WHERE id = $1
 -- insert_message --
 -- A message of the conversation; a replayed task writes nothing twice (dedupe_key).
 -- $6: when the message was received (inbound) or now() (a reply); $7: the template a reply
--- goes out as outside the 24-hour window (NULL: it cannot); $8: the correlation id.
+-- goes out as outside the 24-hour window (NULL: it cannot); $8: the correlation id; $9: its
+-- tap-to-choose form on Meta (NULL: a plain text).
 INSERT INTO messages (conversation_id, direction, body_encrypted, provider_message_id,
-                      dedupe_key, status, created_at, template, correlation_id)
+                      dedupe_key, status, created_at, template, correlation_id, interactive)
 VALUES ($1, $2, $3, $4, $5, CASE WHEN $2 = 'in' THEN 'received' ELSE 'queued' END,
-        coalesce($6, now()), $7, $8)
+        coalesce($6, now()), $7, $8, $9)
 ON CONFLICT ON CONSTRAINT messages_dedupe_key_key DO NOTHING
 RETURNING id
 

@@ -28,7 +28,8 @@ FROM conversations c, contacts k, properties p
 WHERE m.id = $1 AND m.direction = 'out' AND m.status = 'queued'
   AND (m.lease_until IS NULL OR m.lease_until < now())
   AND c.id = m.conversation_id AND k.contact_hash = c.contact_hash AND p.id = c.property_id
-RETURNING m.body_encrypted, m.template, k.phone_encrypted, p.whatsapp_phone_number_id,
+RETURNING m.body_encrypted, m.template, m.interactive, k.phone_encrypted,
+          p.whatsapp_phone_number_id,
           p.settings -> 'whatsapp' AS whatsapp,
           p.settings -> 'whatsapp' -> 'templates' AS templates, c.language,
           -- WhatsApp's customer-service window: 24 h from the contact's last message.

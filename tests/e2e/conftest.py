@@ -23,6 +23,7 @@ import stripe
 from app import db
 from app.dev.fake_evolution import FakeEvolution
 from app.dev.fake_graph import FakeGraph, signature
+from app.dev.fake_model import FakeModel
 from app.dev.fake_stripe import FakeStripe
 from app.dev.postgres import free_port
 from app.dev.tasks_emulator import TasksEmulator
@@ -264,7 +265,19 @@ def evolution_spec(api_base: str) -> PropertySpec:
 
 
 @pytest.fixture
-async def gateway(stack: Stack) -> AsyncIterator[FakeEvolution]:
+async def model() -> AsyncIterator[FakeModel]:
+    """A fake Gemini on Vertex AI (tests/e2e/test_whatsapp_model.py's model_settings)."""
+    fake = FakeModel(free_port())
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+
+
+@contextlib.asynccontextmanager
+async def evolution_gateway(stack: Stack) -> AsyncIterator[FakeEvolution]:
+    """A fake Evolution gateway, and the inn 'evo-inn' on it in ``stack``."""
     fake = FakeEvolution(free_port(), INSTANCE, API_KEY)
     await fake.start()
     spec = evolution_spec(fake.base_url)
@@ -274,3 +287,9 @@ async def gateway(stack: Stack) -> AsyncIterator[FakeEvolution]:
         yield fake
     finally:
         await fake.stop()
+
+
+@pytest.fixture
+async def gateway(stack: Stack) -> AsyncIterator[FakeEvolution]:
+    async with evolution_gateway(stack) as fake:
+        yield fake

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from app.dev.fake_model import FakeModel
-from app.dev.postgres import free_port
 from tests.e2e.conftest import Stack, running_stack
 from tests.e2e.test_whatsapp_conversations import ask, conversation, day
 from tests.e2e.test_whatsapp_understanding import today_at_the_inn
@@ -26,16 +25,6 @@ FREE_FORM = (
     "Boa tarde! Eu e minha esposa queremos comemorar nosso aniversário de casamento aí, "
     "chegando no comecinho do mês que vem e ficando umas três noites"
 )
-
-
-@pytest.fixture
-async def model() -> AsyncIterator[FakeModel]:
-    fake = FakeModel(free_port())
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
 
 
 def model_settings(fake: FakeModel, **more: Any) -> dict[str, Any]:

@@ -38,8 +38,8 @@ META = [
     ("unsupported_with_type.json", "silent", ""),
     ("order.json", "silent", ""),
     ("image.json", "media", ""),
-    ("audio.json", "media", ""),
-    ("audio_voice.json", "media", ""),
+    ("audio.json", "voice", ""),
+    ("audio_voice.json", "voice", ""),
     ("sticker.json", "media", ""),
     ("sticker_animated.json", "media", ""),
     ("location.json", "media", ""),
@@ -57,6 +57,14 @@ def test_meta_messages_are_read_by_kind(name: str, reading: str, text: str | Non
     if text is not None:
         assert message.text == text
     assert bool(message.text) == (reading == "text")
+    # A voice note says where its audio is: Graph's media id, and its type.
+    assert (message.media is not None) == (reading == "voice")
+    if message.media is not None:
+        audio = orjson.loads(fixture(f"meta/{name}"))["entry"][0]["changes"][0]["value"]
+        assert message.media == {
+            "id": audio["messages"][0]["audio"]["id"],
+            "mime_type": audio["messages"][0]["audio"]["mime_type"],
+        }
 
 
 @pytest.mark.parametrize(
@@ -99,7 +107,7 @@ EVOLUTION = [
     ("image_caption.json", "text", "5511999990001", None),
     ("video_caption.json", "text", "5511999990001", None),
     ("v1_image_no_caption.json", "media", "5511999990001", None),
-    ("audio_voice_note.json", "media", "5511999990000", None),
+    ("audio_voice_note.json", "voice", "5511999990000", None),
     ("v1_sticker.json", "media", "5511999990001", None),
     ("lid_remote_jid_alt.json", "text", "5511999990001", "111111111111111@lid"),
     ("lid_sender_pn.json", "text", "5511999990001", "111111111111111@lid"),
@@ -120,6 +128,11 @@ def test_evolution_messages_are_read_by_kind(
         lid,
     )
     assert bool(event.message.text) == (reading == "text")
+    # A voice note is fetched by its message id from the instance.
+    if reading == "voice":
+        assert event.message.media is not None
+        assert event.message.media["id"] == event.message.message_id
+        assert event.message.media["mime_type"].startswith("audio/")
 
 
 def test_a_lid_guest_without_a_phone_is_named_by_the_lid() -> None:
