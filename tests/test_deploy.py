@@ -258,7 +258,10 @@ def test_each_identity_gets_its_roles_and_exactly_the_secrets_it_mounts() -> Non
     both = {"roles/cloudsql.client", "roles/cloudtasks.enqueuer", "roles/logging.logWriter"}
     assert members(("projects", "add-iam-policy-binding")) == {
         *((PROJECT, sa("hotelly-public"), role) for role in both),
-        *((PROJECT, sa("hotelly-worker"), role) for role in both | {"roles/cloudtasks.viewer"}),
+        *(
+            (PROJECT, sa("hotelly-worker"), role)
+            for role in both | {"roles/cloudtasks.viewer", "roles/aiplatform.user"}
+        ),
     }
     tasks = names.account_email("hotelly-tasks", PROJECT)
     assert members(("iam", "service-accounts", "add-iam-policy-binding")) == {

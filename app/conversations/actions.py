@@ -15,13 +15,9 @@ from app.db import QUERIES
 from app.errors import StayRuleBroken
 from app.inventory.holds import HoldRequest, cancel_hold
 from app.inventory.properties import Property
-from app.inventory.quote import Offer, offers
+from app.inventory.quote import Alternative, Offer, alternatives, offers
 from app.inventory.stay import Party, Stay
 from app.payments.booking import Booking, hold_and_checkout
-
-# Nearby stays offered when the dates asked for are full: check-in moved by up to a week.
-ALTERNATIVE_SHIFT_DAYS = 7
-MAX_ALTERNATIVES = 3
 
 
 async def cancel(services: Services, hold_id: str, reason: str) -> bool:
@@ -32,36 +28,32 @@ async def cancel(services: Services, hold_id: str, reason: str) -> bool:
 
 async def quote_stay(
     services: Services, prop: Property, stay: Stay, party: Party, today: dt.date
-) -> tuple[list[Offer], list[tuple[Stay, int]]]:
+) -> tuple[list[Offer], list[Alternative], StayRuleBroken | None]:
     """The ways to host the party (one room or several); when there are none, the nearest
-    stays of the same length that can (closest check-in first). Raises BadRequest for a
-    party the whole inn cannot host, StayRuleBroken when a stay rule refuses the dates."""
+    stays one room hosts it in, and the stay rule that refused the dates if one did.
+    Raises BadRequest for a party the whole inn cannot host."""
     async with services.pool.acquire() as conn:
-        found = await offers(conn, prop, stay, party, today=today)
+        refusal = None
+        try:
+            found = await offers(conn, prop, stay, party, today=today)
+        except StayRuleBroken as exc:  # a rule of the calendar, not a lack of rooms
+            found, refusal = [], exc
         if found:
-            return found, []
-        return [], await _alternatives(conn, prop, stay, party, today)
+            return found, [], None
+        return [], await alternatives(conn, prop, stay, party, today=today), refusal
 
 
-async def _alternatives(
-    conn: asyncpg.Connection, prop: Property, wanted: Stay, party: Party, today: dt.date
-) -> list[tuple[Stay, int]]:
-    found: list[tuple[Stay, int]] = []
-    for distance in range(1, ALTERNATIVE_SHIFT_DAYS + 1):
-        for shift in (distance, -distance):
-            checkin = wanted.checkin + dt.timedelta(days=shift)
-            if checkin < today:
-                continue
-            candidate = Stay(checkin, checkin + dt.timedelta(days=wanted.nights), wanted.guests)
-            try:
-                options = await offers(conn, prop, candidate, party, today=today)
-            except StayRuleBroken:
-                continue  # not a stay the calendar sells
-            if options:
-                found.append((candidate, min(o.total_cents for o in options)))
-                if len(found) == MAX_ALTERNATIVES:
-                    return sorted(found, key=lambda alt: alt[0].checkin)
-    return sorted(found, key=lambda alt: alt[0].checkin)
+async def policy(services: Services, prop: Property) -> list[tuple[int, int]]:
+    """The inn's cancellation policy: (days before arrival, refund percent), most days first."""
+    async with services.pool.acquire() as conn:
+        tiers = await conn.fetch(QUERIES["cancellation_tiers"], prop.id)
+    return [(t["days_before"], t["refund_percent"]) for t in tiers]
+
+
+async def prices_children(services: Services, prop: Property) -> bool:
+    """Whether a child's age changes the price (the inn has age bands)."""
+    async with services.pool.acquire() as conn:
+        return bool(await conn.fetchval(QUERIES["prices_children"], prop.id))
 
 
 async def inn_capacity(services: Services, prop: Property) -> int:

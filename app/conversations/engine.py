@@ -25,6 +25,7 @@ confirms. Every quote restates the dates and the party it understood.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import replace
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -35,12 +36,12 @@ from app.conversations import actions, replies, taps
 from app.conversations.model import Conversation, Services, Turn
 from app.conversations.understanding import Choice, Understood, understand
 from app.db import QUERIES
-from app.errors import BadRequest, Conflict, NothingAvailable, StayRuleBroken
+from app.errors import BadRequest, Conflict, NothingAvailable
 from app.inventory.holds import HoldRequest, Unit
 from app.inventory.properties import Property
-from app.inventory.quote import Offer
+from app.inventory.quote import Alternative, Offer
 from app.inventory.stay import MAX_GUESTS, MAX_STAY_NIGHTS, Party, Stay
-from app.llm.reading import ReadingContext, read_message
+from app.llm.reading import MAX_CHILD_AGE, ReadingContext, read_message
 from app.messaging.inbound import Reading
 
 # Hold cancellations a guest's own message causes (and answers).
@@ -133,6 +134,8 @@ async def respond(
     if tap is not None:
         context.pop("misunderstood", None)
         return await _tapped(services, conv, turn, tap, message_id, ref)
+    if context.pop("awaiting_ages", False) and _took_ages(context, text):
+        return await _next_step(services, prop, turn, ref)
     if services.model is not None and _rules_gave_up(understood, context, text):
         understood = await _with_model(services, prop, understood, text, today, context)
         turn.language = understood.language or turn.language
@@ -192,6 +195,22 @@ async def respond(
             context.pop("misunderstood")
             return _hand_off(conv, turn, "not_understood")
     return turn.say("help")
+
+
+def _took_ages(context: dict[str, Any], text: str) -> bool:
+    """The children's ages the guest was asked for ("5 e 8"), one per child not yet aged,
+    into the stay; False when the answer does not give exactly those."""
+    stay = _stay_fields(context)
+    ages = list(stay.get("children_ages") or [])
+    unknown = [i for i, age in enumerate(ages) if age is None]
+    said = [int(n) for n in re.findall(r"\b\d{1,2}\b", text) if int(n) <= MAX_CHILD_AGE]
+    if not unknown or len(said) != len(unknown):
+        return False
+    for i, age in zip(unknown, said, strict=True):
+        ages[i] = age
+    stay["children_ages"] = ages
+    context["stay"] = stay
+    return True
 
 
 def _rules_gave_up(understood: Understood, context: dict[str, Any], text: str) -> bool:
@@ -405,6 +424,14 @@ async def _next_step(services: Services, prop: Property, turn: Turn, ref: str) -
         )
     if stay.get("children_ages") and stay.get("adults") is None:
         return turn.say("ask_adults")
+    if (
+        None in (stay.get("children_ages") or ())
+        and "ages_asked" not in turn.context
+        and await actions.prices_children(services, prop)
+    ):
+        # Once: an answer without the ages prices those children as adults.
+        turn.context["ages_asked"] = turn.context["awaiting_ages"] = True
+        return turn.say("ask_ages")
     problem = _date_problem(checkin, checkout, today)
     if problem is not None:
         del stay["checkin"], stay["checkout"]
@@ -414,31 +441,29 @@ async def _next_step(services: Services, prop: Property, turn: Turn, ref: str) -
         party = _party_of(stay)
     except BadRequest:
         return await _too_many(services, prop, turn)
-    refusal = None
     try:
-        found, alternatives = await actions.quote_stay(services, prop, wanted, party, today)
+        found, nearby, refusal = await actions.quote_stay(services, prop, wanted, party, today)
     except BadRequest:
         return await _too_many(services, prop, turn)
-    except StayRuleBroken as exc:  # a rule of the calendar, not a lack of rooms: say which
-        found, alternatives, refusal = [], [], exc
+    policy = replies.policy_line(await actions.policy(services, prop), lang).strip()
     if found:
-        return _quoted(prop, turn, wanted, found, ref)
-    shown = {"party": _party(stay, lang), "checkin": replies.day(checkin, lang)}
-    turn.say("unavailable", **shown, checkout=replies.day(checkout, lang))
-    if refusal is not None:
+        return _quoted(prop, turn, wanted, found, ref, policy)
+    shown = {
+        "party": _party(stay, lang),
+        "checkin": replies.day(checkin, lang),
+        "checkout": replies.day(checkout, lang),
+    }
+    if refusal is None:
+        turn.say("unavailable", **shown)
+    else:  # a rule of the calendar, not a lack of rooms: say which
+        turn.say("refused_by_rule", **shown)
         turn.replies[-1] += replies.render(
             f"rule_{refusal.code}", lang, date=replies.day(refusal.on, lang), bound=refusal.bound
         )
-    if alternatives:
-        lines = "\n".join(
-            f"- {replies.day(alt.checkin, lang)} → {replies.day(alt.checkout, lang)}: "
-            f"{replies.money(total, prop.currency, lang)}"
-            for alt, total in alternatives
-        )
-        turn.replies[-1] += replies.render("alternatives", lang, dates=lines)
-    else:
+    if not nearby:
         turn.replies[-1] += replies.render("no_alternatives", lang)
-    return turn
+        return turn
+    return _proposed(prop, turn, party, nearby, ref, policy)
 
 
 def _date_problem(checkin: dt.date, checkout: dt.date, today: dt.date) -> str | None:
@@ -459,7 +484,70 @@ async def _too_many(services: Services, prop: Property, turn: Turn) -> Turn:
     return turn.say("too_many_guests", most=most)
 
 
-def _quoted(prop: Property, turn: Turn, stay: Stay, found: list[Offer], ref: str) -> Turn:
+def _priced_name(offer: Offer, prop: Property, lang: str) -> str:
+    """ "Std" for one room; "2x Std (R$ 600,00 + R$ 600,00)" for several, each room's price."""
+    if len(offer.units) == 1:
+        return offer.name
+    each = " + ".join(replies.money(o.total_cents, prop.currency, lang) for o, _ in offer.units)
+    return f"{offer.name} ({each})"
+
+
+def _proposed(
+    prop: Property,
+    turn: Turn,
+    party: Party,
+    nearby: list[Alternative],
+    ref: str,
+    policy: str,
+) -> Turn:
+    """The nearest stays that can be booked, numbered (and a list on Meta) like a quote's
+    options: each is one number or one tap from its hold."""
+    lang = turn.language
+    turn.context["quote_id"] = ref
+    turn.context["options"] = [
+        {
+            "units": [{"room_type_id": alt.room_type_id, **party.as_json()}],
+            "name": alt.name,
+            "total_cents": alt.total_cents,
+            "checkin": alt.stay.checkin.isoformat(),
+            "checkout": alt.stay.checkout.isoformat(),
+        }
+        for alt in nearby
+    ]
+    lines = "\n".join(
+        replies.render(
+            "alternative_line",
+            lang,
+            n=n,
+            checkin=replies.day(alt.stay.checkin, lang),
+            checkout=replies.day(alt.stay.checkout, lang),
+            nights=alt.stay.nights,
+            room=alt.name,
+            total=replies.money(alt.total_cents, prop.currency, lang),
+        )
+        for n, alt in enumerate(nearby, start=1)
+    )
+    turn.replies[-1] += replies.render("alternatives", lang, options=lines)
+    if policy:
+        turn.replies[-1] += "\n" + policy
+    turn.interactive[len(turn.replies) - 1] = taps.options_list(
+        ref,
+        [
+            (
+                f"{alt.stay.checkin:%d/%m}-{alt.stay.checkout:%d/%m} {alt.name}",
+                replies.money(alt.total_cents, prop.currency, lang),
+            )
+            for alt in nearby
+        ],
+        lang,
+    )
+    turn.state = "quoted"
+    return turn
+
+
+def _quoted(
+    prop: Property, turn: Turn, stay: Stay, found: list[Offer], ref: str, policy: str
+) -> Turn:
     lang = turn.language
     turn.context["quote_id"] = ref
     turn.context["options"] = [
@@ -475,7 +563,7 @@ def _quoted(prop: Property, turn: Turn, stay: Stay, found: list[Offer], ref: str
             "quote_line",
             lang,
             n=n,
-            room=o.name,
+            room=_priced_name(o, prop, lang),
             nightly=replies.money(o.total_cents // stay.nights, prop.currency, lang),
             total=replies.money(o.total_cents, prop.currency, lang),
         )
@@ -483,7 +571,7 @@ def _quoted(prop: Property, turn: Turn, stay: Stay, found: list[Offer], ref: str
     )
     turn.state = "quoted"
     shown = [(o.name, replies.money(o.total_cents, prop.currency, lang)) for o in found]
-    return turn.say_with(
+    turn.say_with(
         taps.options_list(ref, shown, lang),
         "quote",
         party=_party(turn.context["stay"], lang),
@@ -492,6 +580,9 @@ def _quoted(prop: Property, turn: Turn, stay: Stay, found: list[Offer], ref: str
         nights=stay.nights,
         options=lines,
     )
+    if policy:
+        turn.replies[-1] += "\n" + policy
+    return turn
 
 
 async def _book(
@@ -504,6 +595,8 @@ async def _book(
     prop = conv.property
     lang = turn.language
     stay_fields = turn.context["stay"]
+    if "checkin" in option:  # a nearby stay offered instead of the one asked for
+        stay_fields.update(checkin=option["checkin"], checkout=option["checkout"])
     stay = Stay(
         dt.date.fromisoformat(stay_fields["checkin"]),
         dt.date.fromisoformat(stay_fields["checkout"]),

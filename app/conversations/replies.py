@@ -129,6 +129,11 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "es": "No tenemos habitaciones libres para {party} del {checkin} al {checkout}.",
         "en": "We have no rooms for {party} from {checkin} to {checkout}.",
     },
+    "refused_by_rule": {
+        "pt": "Não consigo reservar de {checkin} a {checkout} para {party}.",
+        "es": "No puedo reservar del {checkin} al {checkout} para {party}.",
+        "en": "I can't book {checkin} to {checkout} for {party}.",
+    },
     "rule_min_stay": {
         "pt": " Chegando em {date}, a estadia mínima é de {bound:night}.",
         "es": " Llegando el {date}, la estadía mínima es de {bound:night}.",
@@ -150,9 +155,19 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "en": " There are no departures on {date}.",
     },
     "alternatives": {
-        "pt": " Datas próximas com vaga:\n{dates}\nQuer alguma delas? Mande as datas.",
-        "es": " Fechas cercanas con disponibilidad:\n{dates}\n¿Le sirve alguna? Envíe las fechas.",
-        "en": " Nearby dates with rooms:\n{dates}\nWould one of them work? Send the dates.",
+        "pt": " Posso oferecer:\n{options}\nResponda com o número para reservar.",
+        "es": " Puedo ofrecerle:\n{options}\nResponda con el número para reservar.",
+        "en": " I can offer:\n{options}\nReply with the number to book.",
+    },
+    "alternative_line": {
+        "pt": "{n}. {checkin} a {checkout} ({nights:night}), {room}: total {total}",
+        "es": "{n}. {checkin} al {checkout} ({nights:night}), {room}: total {total}",
+        "en": "{n}. {checkin} to {checkout} ({nights:night}), {room}: {total} in total",
+    },
+    "ask_ages": {
+        "pt": "Qual a idade das crianças? O preço depende da idade.",
+        "es": "¿Qué edad tienen los niños? El precio depende de la edad.",
+        "en": "How old are the children? The price depends on their ages.",
     },
     "no_alternatives": {
         "pt": " Quer tentar outras datas?",

@@ -56,11 +56,13 @@ APIS = (
     "cloudscheduler.googleapis.com",
     "logging.googleapis.com",
     "monitoring.googleapis.com",
+    "aiplatform.googleapis.com",  # Gemini, when the worker's UNDERSTANDING_MODEL is set
 )
 _BOTH_ROLES = ("roles/cloudsql.client", "roles/cloudtasks.enqueuer", "roles/logging.logWriter")
 PROJECT_ROLES = {
     names.PUBLIC_ACCOUNT: _BOTH_ROLES,
-    names.WORKER_ACCOUNT: (*_BOTH_ROLES, "roles/cloudtasks.viewer"),
+    # aiplatform.user: calling Gemini on Vertex AI (UNDERSTANDING_MODEL), nothing else.
+    names.WORKER_ACCOUNT: (*_BOTH_ROLES, "roles/cloudtasks.viewer", "roles/aiplatform.user"),
 }
 # Who may invoke the worker: Cloud Tasks' identity and Cloud Scheduler's, nobody else.
 INVOKERS = (names.TASKS_ACCOUNT, names.SCHEDULER_ACCOUNT)

@@ -3,8 +3,10 @@ Read only.
 
 ``quote`` lists the room types one unit of which hosts the party; ``offers`` the ways the
 inn hosts it, in one unit or, when no single free unit is big enough, in several, the
-party split among them. Prices come from the database (the functions create_hold prices
-with), never from Python, so a quote is what the hold will charge.
+party split among them; ``alternatives`` the nearest stays that can be sold when the one
+asked for cannot (one read over the surrounding nights). Prices come from the database
+(the functions create_hold prices with), never from Python, so a quote is what the hold
+will charge.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import asyncpg
 from app.db import QUERIES
 from app.errors import BadRequest, StayRuleBroken
 from app.inventory.properties import Property
-from app.inventory.stay import Party, Stay
+from app.inventory.stay import MAX_STAY_NIGHTS, Party, Stay
 
 
 class Night(NamedTuple):
@@ -212,6 +214,52 @@ async def offers(
     unique = {tuple((o.room_type_id, p) for o, p in offer.units): offer for offer in found}
     ranked = sorted(unique.values(), key=lambda offer: (len(offer.units), offer.total_cents))
     return ranked[:limit]
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """A stay near the one asked for that one unit of a room type hosts the party in."""
+
+    stay: Stay
+    room_type_id: int
+    name: str
+    total_cents: int
+
+
+async def alternatives(
+    conn: asyncpg.Connection,
+    prop: Property,
+    stay: Stay,
+    party: Party,
+    *,
+    today: dt.date,
+    shift_days: int = 7,
+    limit: int = 3,
+) -> list[Alternative]:
+    """The nearest stays (arrival moved by up to ``shift_days``, length nearest the one
+    asked for) that every rule of the calendar allows, a unit is free for and fits the
+    party: nearest first, the same arrival first among equals. One query."""
+    rows = await conn.fetch(
+        QUERIES["stay_alternatives"],
+        prop.id,
+        stay.checkin,
+        stay.nights,
+        party.adults,
+        list(party.children_ages),
+        shift_days,
+        today,
+        MAX_STAY_NIGHTS,
+        limit,
+    )
+    return [
+        Alternative(
+            Stay(row["checkin"], row["checkout"], party.guests),
+            row["room_type_id"],
+            row["name"],
+            row["total_cents"],
+        )
+        for row in rows
+    ]
 
 
 def _combinations(options: list[QuoteOption], guests: int) -> list[list[QuoteOption]]:

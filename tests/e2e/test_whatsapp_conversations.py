@@ -364,19 +364,19 @@ async def test_stop_sell_dates_get_nearby_alternatives(stack: Stack) -> None:
     assert answer.startswith(
         "Não temos quartos livres para 2 pessoas de 10/03/2031 a 12/03/2031."
     ), answer
-    listed = [line for line in answer.splitlines() if line.startswith("- ")]
-    assert listed == [
-        "- 08/03/2031 → 10/03/2031: R$ 600,00",
-        "- 12/03/2031 → 14/03/2031: R$ 600,00",
-        "- 13/03/2031 → 15/03/2031: R$ 600,00",
+    assert numbered(answer) == [
+        "1. 08/03/2031 a 10/03/2031 (2 noites), Std: total R$ 600,00",
+        "2. 12/03/2031 a 14/03/2031 (2 noites), Std: total R$ 600,00",
+        "3. 13/03/2031 a 15/03/2031 (2 noites), Std: total R$ 600,00",
     ], answer
     assert await stack.pool.fetchval("SELECT count(*) FROM holds") == 0
     state = await conversation(stack)
-    assert state["state"] == "collecting" and "options" not in state["context"]
+    assert state["state"] == "quoted" and len(state["context"]["options"]) == 3
 
-    # The guest takes one of them: a quote for it.
-    quote = await ask(stack, guest, "então de 12/03/2031 a 14/03/2031, 2 pessoas")
-    assert "de 12/03/2031 a 14/03/2031" in quote and "1. Std: R$ 300,00" in quote, quote
+    # The guest takes one of them by its number: held for those dates.
+    link = await ask(stack, guest, "quero o 2")
+    assert "checkout.stripe.com" in link and "12/03/2031" in link, link
+    assert await stack.pool.fetchval("SELECT checkin FROM holds") == dt.date(2031, 3, 12)
 
 
 async def test_dates_held_by_someone_else_get_nearby_alternatives(stack: Stack) -> None:
@@ -386,10 +386,10 @@ async def test_dates_held_by_someone_else_get_nearby_alternatives(stack: Stack) 
     cal = await calendar(stack, units=1)
     await book(stack, cal, first=4, nights=2)  # another guest holds 05/03 and 06/03
     answer = await ask(stack, guest, "Tem quarto de 05/03/2031 a 07/03/2031 para 2 pessoas?")
-    assert "Não temos quartos livres" in answer and "1. Std" not in answer, answer
-    assert "- 07/03/2031 → 09/03/2031: R$ 600,00" in answer, answer
-    assert "- 03/03/2031 → 05/03/2031: R$ 600,00" in answer, answer
-    assert "06/03/2031 →" not in answer and "04/03/2031 →" not in answer, answer
+    assert "Não temos quartos livres" in answer and "1. Std:" not in answer, answer
+    assert "07/03/2031 a 09/03/2031 (2 noites), Std: total R$ 600,00" in answer, answer
+    assert "03/03/2031 a 05/03/2031 (2 noites), Std: total R$ 600,00" in answer, answer
+    assert "06/03/2031 a" not in answer and "04/03/2031 a" not in answer, answer
     assert await stack.pool.fetchval("SELECT count(*) FROM holds") == 1
 
 
@@ -718,9 +718,9 @@ async def test_por_favor_keeps_a_portuguese_conversation_in_portuguese(stack: St
 
 
 async def test_an_english_guest_can_send_back_the_dates_the_bot_offered(stack: Stack) -> None:
-    """The nights asked for are closed; the English reply lists nearby dates (in words)
-    and says "Send the dates". The guest sends the first one back exactly as written and
-    gets a quote for those very nights."""
+    """The nights asked for are closed; the English reply lists nearby dates (in words),
+    numbered. The guest sends the first one back exactly as written, rather than its
+    number, and gets a quote for those very nights."""
     guest = "15557000904"
     cal = await two_rooms(stack)
     await stack.pool.execute(
@@ -732,8 +732,8 @@ async def test_an_english_guest_can_send_back_the_dates_the_bot_offered(stack: S
     answer = await ask(
         stack, guest, "Hi, do you have a room from March 10 2031 to March 12 2031 for 2 people?"
     )
-    assert "- March 8, 2031 → March 10, 2031: R$ 600.00" in answer, answer
-    assert "Send the dates" in answer
+    assert "1. March 8, 2031 to March 10, 2031 (2 nights), Std: R$ 600.00 in total" in answer
+    assert "Reply with the number to book" in answer
     quote = await ask(stack, guest, "March 8, 2031 to March 10, 2031 for 2 people")
     assert "For 2 guests, March 8, 2031 to March 10, 2031 (2 nights):" in quote, quote
 

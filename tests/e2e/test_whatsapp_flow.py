@@ -165,8 +165,8 @@ async def test_full_dates_get_the_nearest_alternatives(stack: Stack) -> None:
     await say(stack, f"de {_day(cal, 5)} a {_day(cal, 7)}, 2 pessoas")
     answer = (await replies(stack, 1))[0]
     assert "Não temos" in answer
-    assert f"{_day(cal, 7)} → {_day(cal, 9)}" in answer  # the first free stay after
-    assert f"{_day(cal, 3)} → {_day(cal, 5)}" in answer  # and before
+    assert f"{_day(cal, 7)} a {_day(cal, 9)} (2 noites)" in answer  # the first free stay after
+    assert f"{_day(cal, 3)} a {_day(cal, 5)} (2 noites)" in answer  # and before
     assert await stack.pool.fetchval("SELECT count(*) FROM holds") == 0
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pytest
+
 from app.conversations import replies
 from app.dev.fake_graph import tap_envelope
 from tests.e2e.conftest import Stack
@@ -70,7 +72,9 @@ async def holds(stack: Stack) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-async def test_a_tapped_row_books_its_option_and_the_cancel_button_cancels(stack: Stack) -> None:
+async def test_a_tapped_row_books_its_option_and_the_cancel_button_cancels(
+    stack: Stack, all_logs: pytest.LogCaptureFixture
+) -> None:
     today = await two_rooms(stack)
     rows = await quoted(stack, today + dt.timedelta(days=5))
     assert len(rows) == 2
@@ -96,6 +100,8 @@ async def test_a_tapped_row_books_its_option_and_the_cancel_button_cancels(stack
     # Tapped again (a replay, or a second tap): nothing more to cancel, nothing else done.
     again = await tap(stack, cancel_id, cancel_title, kind="button_reply")
     assert again == replies.render("nothing_to_cancel", "pt")
+    logged = "".join(r.getMessage() + str(r.__dict__) for r in all_logs.records)
+    assert GUEST not in logged and GUEST[2:] not in logged and "quarto de" not in logged
 
 
 async def test_a_row_of_an_earlier_list_gets_the_current_options_and_books_nothing(

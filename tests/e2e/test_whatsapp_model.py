@@ -162,3 +162,36 @@ async def test_the_model_is_never_asked_when_the_rules_suffice(
     link = await ask(model_stack, guest, "quero o 1")
     assert "checkout.stripe.com" in link
     assert model.requests == []
+
+
+MONTHS = "janeiro fevereiro março abril maio junho julho agosto setembro outubro novembro dezembro"
+
+
+async def test_an_answer_that_does_not_settle_the_question_is_read_by_the_model(
+    model_stack: Stack, model: FakeModel
+) -> None:
+    """The rules ask which of two readings; the guest's answer picks none the rules can
+    see; the model, told what was asked, reads it."""
+    today = today_at_the_inn()
+    first = (today.replace(day=1) + dt.timedelta(days=32)).replace(day=10)
+    async with model_stack.pool.acquire() as conn:
+        await make_calendar(
+            conn, [("std", 2, 2, 30000)], start=today, days=(first - today).days + 10
+        )
+    month = MONTHS.split()[first.month - 1]
+    question = await ask(
+        model_stack, "5548991230005", f"dia 10 ou 11 de {month} até o 13, para 2 pessoas"
+    )
+    assert "10" in question and "11" in question and "noites):" not in question, question
+    assert readings(model) == []  # the rules' own question: nothing for the model
+    second, checkout = first + dt.timedelta(days=1), first + dt.timedelta(days=3)
+    model.reply_reading(
+        "naquele outro dia",
+        {"intent": "availability", "checkin": second.isoformat(), "checkout": checkout.isoformat()},
+    )
+    quote = await ask(
+        model_stack, "5548991230005", "chegamos naquele outro dia que falei, não no primeiro"
+    )
+    assert quote.startswith(f"Para 2 pessoas, de {day(second)} a {day(checkout)} (2 noites):")
+    [asked] = readings(model)
+    assert "The inn asked which of" in str(asked)

@@ -115,7 +115,9 @@ async def test_a_party_no_room_hosts_alone_is_offered_several_rooms(stack: Stack
     guest = "5511970001305"
     quote = await ask(stack, guest, f"de {day(START, 4)} a {day(START, 6)}, somos 6 adultos")
     assert quote.startswith(f"Para 6 pessoas, de {day(START, 4)} a {day(START, 6)} (2 noites):")
-    assert numbered(quote) == ["1. Fam + Std: R$ 800,00 por noite, total R$ 1.600,00"], quote
+    assert numbered(quote) == [
+        "1. Fam + Std (R$ 1.000,00 + R$ 600,00): R$ 800,00 por noite, total R$ 1.600,00"
+    ], quote
     link = await ask(stack, guest, "quero o 1")
     assert LINK.search(link) and link.startswith("Pré-reserva feita: Fam + Std,"), link
     held = await stack.pool.fetch(
