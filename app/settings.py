@@ -105,6 +105,8 @@ class Settings:
     # Channel calendars: the key of their export tokens (HMAC), so a feed's URL cannot be
     # guessed; rotating one calendar's URL needs no new key (channels rotate).
     ical_secret: Secret | None = None
+    # The console's login codes are kept as HMACs under this pepper.
+    console_pepper: Secret | None = None
     # A language model (Gemini on Vertex AI) where the rules give up, and for voice notes;
     # unset: rules only, and a voice note gets a "please write" reply.
     understanding_model: str | None = None
@@ -257,6 +259,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_role: bool = 
         receipt_redrive_seconds=_int(env, "RECEIPT_REDRIVE_SECONDS", 600, 10, 86_400),
         whatsapp_send_proof_seconds=_int(env, "WHATSAPP_SEND_PROOF_SECONDS", 60, 0, 3600),
         ical_secret=_secret(env, "ICAL_SECRET"),
+        console_pepper=_secret(env, "CONSOLE_PEPPER"),
         understanding_model=_text(env, "UNDERSTANDING_MODEL"),
         understanding_project=_text(env, "UNDERSTANDING_PROJECT")
         or _text(env, "GOOGLE_CLOUD_PROJECT"),

@@ -990,6 +990,44 @@ CREATE TABLE public.child_rates (
     CONSTRAINT child_rates_percent_check CHECK (((percent >= 0) AND (percent <= 100)))
 );
 
+CREATE TABLE public.console_attempts (
+    subject text NOT NULL,
+    window_start timestamp with time zone NOT NULL,
+    count integer DEFAULT 1 NOT NULL
+);
+
+CREATE TABLE public.console_codes (
+    contact_hash text NOT NULL,
+    property_id bigint NOT NULL,
+    code_hmac text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    CONSTRAINT console_codes_attempts_check CHECK (((attempts >= 0) AND (attempts <= 5)))
+);
+
+CREATE TABLE public.console_commands (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    property_id bigint NOT NULL,
+    contact_hash text NOT NULL,
+    form_token text NOT NULL,
+    command text NOT NULL,
+    arguments jsonb NOT NULL,
+    status text DEFAULT 'queued'::text NOT NULL,
+    result jsonb,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    finished_at timestamp with time zone,
+    CONSTRAINT console_commands_status_check CHECK ((status = ANY (ARRAY['queued'::text, 'done'::text, 'refused'::text])))
+);
+
+CREATE TABLE public.console_sessions (
+    id_hash text NOT NULL,
+    contact_hash text NOT NULL,
+    csrf_token text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone NOT NULL
+);
+
 CREATE TABLE public.contact_aliases (
     alias_hash text NOT NULL,
     contact_hash text NOT NULL,
@@ -1237,7 +1275,8 @@ ALTER TABLE public.room_types ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
 
 CREATE TABLE public.staff_numbers (
     property_id bigint NOT NULL,
-    contact_hash text NOT NULL
+    contact_hash text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
 ALTER TABLE ONLY public.ari_days
@@ -1272,6 +1311,21 @@ ALTER TABLE ONLY public.cancellation_tiers
 
 ALTER TABLE ONLY public.child_rates
     ADD CONSTRAINT child_rates_pkey PRIMARY KEY (property_id, max_age);
+
+ALTER TABLE ONLY public.console_attempts
+    ADD CONSTRAINT console_attempts_pkey PRIMARY KEY (subject, window_start);
+
+ALTER TABLE ONLY public.console_codes
+    ADD CONSTRAINT console_codes_pkey PRIMARY KEY (contact_hash);
+
+ALTER TABLE ONLY public.console_commands
+    ADD CONSTRAINT console_commands_form_token_key UNIQUE (form_token);
+
+ALTER TABLE ONLY public.console_commands
+    ADD CONSTRAINT console_commands_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.console_sessions
+    ADD CONSTRAINT console_sessions_pkey PRIMARY KEY (id_hash);
 
 ALTER TABLE ONLY public.contact_aliases
     ADD CONSTRAINT contact_aliases_pkey PRIMARY KEY (alias_hash);
@@ -1380,6 +1434,10 @@ CREATE INDEX block_nights_room_type_id_date_idx ON public.block_nights USING btr
 
 CREATE INDEX blocks_open_conflict_idx ON public.blocks USING btree (property_id) WHERE ((conflict_nights <> '{}'::date[]) AND (status = 'active'::text));
 
+CREATE INDEX console_commands_created_at_idx ON public.console_commands USING btree (created_at);
+
+CREATE INDEX console_sessions_contact_hash_idx ON public.console_sessions USING btree (contact_hash);
+
 CREATE INDEX contact_aliases_contact_hash_idx ON public.contact_aliases USING btree (contact_hash);
 
 CREATE INDEX conversations_contact_hash_idx ON public.conversations USING btree (contact_hash);
@@ -1449,6 +1507,18 @@ ALTER TABLE ONLY public.cancellation_tiers
 
 ALTER TABLE ONLY public.child_rates
     ADD CONSTRAINT child_rates_property_id_fkey FOREIGN KEY (property_id) REFERENCES public.properties(id);
+
+ALTER TABLE ONLY public.console_codes
+    ADD CONSTRAINT console_codes_contact_hash_fkey FOREIGN KEY (contact_hash) REFERENCES public.contacts(contact_hash);
+
+ALTER TABLE ONLY public.console_codes
+    ADD CONSTRAINT console_codes_property_id_fkey FOREIGN KEY (property_id) REFERENCES public.properties(id);
+
+ALTER TABLE ONLY public.console_commands
+    ADD CONSTRAINT console_commands_property_id_fkey FOREIGN KEY (property_id) REFERENCES public.properties(id);
+
+ALTER TABLE ONLY public.console_sessions
+    ADD CONSTRAINT console_sessions_contact_hash_fkey FOREIGN KEY (contact_hash) REFERENCES public.contacts(contact_hash);
 
 ALTER TABLE ONLY public.contact_aliases
     ADD CONSTRAINT contact_aliases_contact_hash_fkey FOREIGN KEY (contact_hash) REFERENCES public.contacts(contact_hash);

@@ -20,6 +20,20 @@ PUBLIC_ROUTES = {
     ("/webhooks/whatsapp/meta", "POST"),
     ("/webhooks/whatsapp/evolution", "POST"),
     ("/ical/{token}.ics", "GET"),
+    # The inn's console: every one but the login pages needs a session.
+    ("/console/login", "GET"),
+    ("/console/login", "POST"),
+    ("/console/login/code", "POST"),
+    ("/console/logout", "POST"),
+    ("/console/", "GET"),
+    ("/console/commands/{id}", "GET"),
+    ("/console/{inn}/hoje", "GET"),
+    ("/console/{inn}/calendario", "GET"),
+    ("/console/{inn}/reservas", "GET"),
+    ("/console/{inn}/reservas/{code}", "GET"),
+    ("/console/{inn}/conversas", "GET"),
+    ("/console/{inn}/canais", "GET"),
+    ("/console/{inn}/comandos", "POST"),
 }
 
 
@@ -40,9 +54,9 @@ def _task_paths() -> list[str]:
 
 
 def test_public_table_is_exactly_the_allowed_routes() -> None:
-    """The public table holds exactly health, readiness, the provider webhooks and the
-    channel feeds, each
-    with exactly its methods, once: any other route (a /tasks one, a debug one) fails."""
+    """The public table holds exactly health, readiness, the provider webhooks, the
+    channel feeds and the console, each with exactly its methods, once: any other route (a
+    /tasks one, a debug one) fails."""
     assert _table(public.routes) == sorted(PUBLIC_ROUTES)
     assert ROUTE_TABLES["public"] is public.routes
 

@@ -121,7 +121,8 @@ class FakeGraph:
         )
 
     async def start(self) -> None:
-        self._http = httpx.AsyncClient(timeout=5)
+        # No idle connections kept to the public role, which may stop first.
+        self._http = httpx.AsyncClient(timeout=5, limits=httpx.Limits(max_keepalive_connections=0))
         self._stop = await start_in_loop(self.app(), self.port, self.bind)
 
     async def stop(self) -> None:

@@ -351,7 +351,9 @@ class TasksEmulator:
     # ---- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._http = httpx.AsyncClient()
+        # No idle connections kept: a worker stopped before the emulator (as tests do)
+        # then has none open to it.
+        self._http = httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=0))
         handlers = {
             "CreateTask": grpc.unary_unary_rpc_method_handler(
                 self._create_task,

@@ -16,6 +16,7 @@ from starlette.routing import Route
 from starlette.types import Scope
 
 from app import db
+from app.console.pages import error_page
 from app.errors import AppError
 from app.http import public, worker
 from app.http.deps import Deps
@@ -52,6 +53,8 @@ async def _app_error(request: Request, exc: Exception) -> Response:
     if type(exc) is AppError:
         raise exc  # unexpected: the middleware logs it with an error id
     annotate_request(reason=exc.code)
+    if request.url.path.startswith("/console/") and exc.status < 500:
+        return error_page(exc)
     headers = {"Retry-After": RETRY_AFTER_SECONDS} if exc.status == 503 else None
     return JSONResponse({"error": exc.code}, status_code=exc.status, headers=headers)
 

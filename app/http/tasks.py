@@ -17,6 +17,8 @@ from starlette.responses import JSONResponse
 
 from app.channels.fetch import Fetcher
 from app.channels.sync import sync_calendar
+from app.console import commands as console_commands
+from app.console import login_code
 from app.conversations.handlers import handle_message, notify_guest
 from app.conversations.model import Services
 from app.conversations.staff_notices import notify_staff
@@ -241,6 +243,32 @@ async def ops_retention(request: Request) -> JSONResponse:
 
 
 # The handler of each task kind: the worker's route table is made from this.
+@task_endpoint
+async def console_login_code(request: Request) -> JSONResponse:
+    d = deps(request)
+    body = await _body(request)
+    if not body or not all(
+        k in body for k in ("request_id", "sealed", "property_id", "contact_hash")
+    ):
+        return _done("malformed_task")
+    assert d.graph is not None and d.settings.whatsapp_access_token is not None
+    token = d.settings.whatsapp_access_token.reveal()
+    proof = d.settings.whatsapp_send_proof_seconds
+    return _done(await login_code.send_code(d.pool, d.pii, d.graph, token, proof, body))
+
+
+@task_endpoint
+async def console_command(request: Request) -> JSONResponse:
+    d = deps(request)
+    body = await _body(request)
+    try:
+        command_id = uuid.UUID(str(body.get("command_id") if body else None))
+    except ValueError:
+        return _done("malformed_task")
+    annotate_request(command_id=str(command_id))
+    return _done(await console_commands.run(d.pool, command_id))
+
+
 HANDLERS: dict[catalog.TaskKind, Endpoint] = {
     catalog.STRIPE_EVENT: stripe_event,
     catalog.WHATSAPP_MESSAGE: whatsapp_message,
@@ -256,4 +284,6 @@ HANDLERS: dict[catalog.TaskKind, Endpoint] = {
     catalog.REFUND_SEND: refund_send,
     catalog.OPS_STATUS: ops_status,
     catalog.RETENTION: ops_retention,
+    catalog.CONSOLE_LOGIN_CODE: console_login_code,
+    catalog.CONSOLE_COMMAND: console_command,
 }

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass, field
 
 import asyncpg
 import httpx
@@ -42,6 +43,15 @@ from app.pii import PiiKeys
 
 log = logging.getLogger("app.messaging")
 
+
+@dataclass(frozen=True)
+class Secret:
+    """A reply whose words are never stored: its text, and its template's parameters."""
+
+    text: str = field(repr=False)
+    parameters: list[str] = field(repr=False)
+
+
 # Longer than one Graph call with its timeouts; a crashed attempt's lease lapses after it.
 SEND_LEASE_SECONDS = 30
 
@@ -53,7 +63,10 @@ async def deliver(
     token: str,
     message_id: uuid.UUID,
     proof_seconds: int,
+    secret: Secret | None = None,
 ) -> str:
+    """Send the queued reply ``message_id`` once. ``secret``: what goes out instead of the
+    stored (redacted) body, and as the template's parameters (a console login code)."""
     async with pool.acquire() as conn:
         claimed = await conn.fetchrow(QUERIES["claim_outbound"], message_id, SEND_LEASE_SECONDS)
         state = None if claimed else await conn.fetchrow(QUERIES["outbound_state"], message_id)
@@ -73,7 +86,7 @@ async def deliver(
         if state["status"] == "queued":
             raise Busy("another attempt is sending this message")
         return str(state["status"])  # already sent, delivered, read or failed
-    outcome = await _send(claimed, pii, graph, token, message_id)
+    outcome = await _send(claimed, pii, graph, token, message_id, secret)
     async with pool.acquire() as conn:
         if outcome.result == "undeliverable":
             await conn.execute(QUERIES["outbound_undeliverable"], message_id, outcome.error)
@@ -95,7 +108,9 @@ async def deliver(
     return outcome.result
 
 
-def _template(claimed: asyncpg.Record, text: str) -> tuple[str, str, list[str]] | None:
+def _template(
+    claimed: asyncpg.Record, text: str, parameters: list[str] | None
+) -> tuple[str, str, list[str]] | None:
     """The inn's template for this reply in the contact's language, with its parameters;
     None when the reply has no template kind or the inn configured none for it."""
     template = claimed["template"]
@@ -107,7 +122,7 @@ def _template(claimed: asyncpg.Record, text: str) -> tuple[str, str, list[str]] 
     if not isinstance(name, str):
         return None
     # A staff notice has one parameter, the notice itself (it is not stored in clear).
-    return name, language, list(template.get("parameters") or [text])
+    return name, language, parameters or list(template.get("parameters") or [text])
 
 
 async def _send(
@@ -116,10 +131,11 @@ async def _send(
     client: httpx.AsyncClient,
     token: str,
     message_id: uuid.UUID,
+    secret: Secret | None,
 ) -> SendOutcome:
     """One attempt through the inn's provider: Evolution, or Meta's Graph API."""
     to = pii.decrypt(claimed["phone_encrypted"], "phone")
-    text = pii.decrypt(claimed["body_encrypted"], "message")
+    text = secret.text if secret else pii.decrypt(claimed["body_encrypted"], "message")
     whatsapp = claimed["whatsapp"] or {}
     if whatsapp.get("provider") == "evolution":
         # A WhatsApp Web session: no customer-service window and no templates.
@@ -137,7 +153,7 @@ async def _send(
                 client, token, number_id, to, text, interactive, message_id
             )
         return await meta.send_text(client, token, number_id, to, text, message_id)
-    template = _template(claimed, text)
+    template = _template(claimed, text, secret.parameters if secret else None)
     if template is None:
         return SendOutcome("undeliverable", error="outside the 24-hour window")
     name, language, parameters = template

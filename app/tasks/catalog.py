@@ -62,6 +62,10 @@ OPS_STATUS = TaskKind("/tasks/ops/status", "default", "status", schedule="*/15 *
 # Old rows removed and idle guests erased (app/ops/retention.py): daily, at the quiet hour
 # before the inns' mornings (04:30 UTC is 01:30 in Brazil).
 RETENTION = TaskKind("/tasks/ops/retention", "default", "retention", schedule="30 4 * * *")
+# The console: a login code sent to a staff member, keyed by its request; a command the
+# console recorded, keyed by its id.
+CONSOLE_LOGIN_CODE = TaskKind("/tasks/console/login-code", "messages", "login")
+CONSOLE_COMMAND = TaskKind("/tasks/console/command", "default", "console")
 
 CATALOG = (
     STRIPE_EVENT,
@@ -78,6 +82,8 @@ CATALOG = (
     REFUND_SEND,
     OPS_STATUS,
     RETENTION,
+    CONSOLE_LOGIN_CODE,
+    CONSOLE_COMMAND,
 )
 # The task that processes a receipt of each provider event source.
 RECEIPT_TASKS = {"stripe": STRIPE_EVENT, "whatsapp": WHATSAPP_MESSAGE}
