@@ -8,7 +8,7 @@ WORKER_PORT ?= 8081
 PYTEST_ARGS ?=
 export PUBLIC_PORT WORKER_PORT
 
-.PHONY: install postgres-binaries run test lint format migrate schema bench-holds bench-ingress \
+.PHONY: install postgres-binaries chromium screenshots bench-console run test lint format migrate schema bench-holds bench-ingress \
 	bench-send-crash bench-channels bench-understanding bench-quote
 
 install: $(VENV)/.installed
@@ -28,13 +28,31 @@ postgres-binaries:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    --no-install-recommends postgresql postgresql-contrib >/dev/null)
 
+# Debian's Chromium, which Playwright drives in the console's browser tests (Playwright's own
+# browser download is not reachable from these machines).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends chromium >/dev/null)
+
 run: install postgres-binaries
 	$(PY) -m app dev up
 
 # pytest exits 5 when it collected nothing: say so, and fail.
-test: install postgres-binaries
+test: install postgres-binaries chromium
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$rc
+
+# The console's calendar (10 room types x 90 days) and reservations (10,000) against /health:
+# p50/p99 at 16 clients; see docs/performance.md.
+bench-console: install postgres-binaries
+	@command -v wrk >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
+	$(PY) -m bench.console
+
+# The console's pages at a phone's and a desktop's width, into docs/console/.
+screenshots: install postgres-binaries chromium
+	HOTELLY_SCREENSHOTS=docs/console $(PY) -m pytest -q tests/e2e/test_console_browser.py
 
 lint: install
 	$(PY) -m ruff check app tests bench

@@ -867,6 +867,13 @@ def _parser() -> argparse.ArgumentParser:
         dev, "transcript", "print a guest's conversation, oldest first", run=_dev_transcript
     )
     transcript.add_argument("--from", dest="sender", required=True)
+    console_session = command(
+        dev,
+        "console-session",
+        "a console session for a staff number (prints its cookie)",
+        run=_dev("dev_console_session"),
+    )
+    console_session.add_argument("--phone", required=True, help="e.g. +5548991234567")
 
     stripe_refund = command(
         dev,

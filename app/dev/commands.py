@@ -164,6 +164,24 @@ async def dev_whatsapp(settings: Settings, args: argparse.Namespace) -> dict[str
     return {"message_id": message_id, "webhook_status": answer.status_code}
 
 
+async def dev_console_session(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    """A console session for a staff number, as if it had logged in: its cookie."""
+    from app.console import auth
+
+    digits = auth.e164_digits(args.phone)
+    if digits is None:
+        raise BadRequest(f"not a phone number: {args.phone!r}")
+    contact = pii_keys(settings).contact_hash(digits)
+    conn: asyncpg.Connection = await db.connect(settings.database_url.reveal())
+    try:
+        if not await conn.fetch(QUERIES["console_staff_inns"], contact):
+            raise NotFound("that number is no inn's staff")
+        session = await auth.open_session(conn, contact)
+    finally:
+        await conn.close()
+    return {"cookie": f"{auth.COOKIE}={session}"}
+
+
 async def dev_transcript(settings: Settings, args: argparse.Namespace) -> list[str]:
     """The guest's conversation, oldest first: ``<ISO time> in|out <text>`` per message."""
     pii = pii_keys(settings)

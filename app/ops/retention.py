@@ -49,6 +49,7 @@ CATEGORIES = (
     Category("audit_log", "retention_audit_log_due", "retention_audit_log_batch"),
     Category("guests", "retention_guests_due", "retention_guests_batch"),
     Category("walk_in_names", "retention_walk_in_names_due", "retention_walk_in_names_batch"),
+    Category("console", "retention_console_due", "retention_console_batch"),
 )
 
 

@@ -98,7 +98,7 @@ FROM properties WHERE id = $1
 
 -- console_calendar --
 -- Each room type's nights from $2 for $3 days: free, held, booked, blocked (a channel's or
--- the inn's), the price and the stay rules of each.
+-- the inn's), the price and the stay rules of each (read by position: pages._cells).
 SELECT rt.code, rt.name, a.date, a.inv_total,
        a.inv_total - a.inv_held - a.inv_booked - a.inv_blocked AS free,
        a.inv_held AS held, a.inv_booked AS booked, a.inv_blocked AS blocked,

@@ -154,3 +154,36 @@ WITH due AS (
     RETURNING 1
 )
 SELECT count(*) FROM erased
+
+-- retention_console_due --
+-- The console's codes, sessions, attempt counters and commands, 30 days old: long spent
+-- (a code lives 10 minutes, a session 12 hours, a counter's window 15 minutes).
+SELECT (SELECT count(*) FROM console_codes WHERE created_at < now() - interval '30 days')
+     + (SELECT count(*) FROM console_sessions WHERE created_at < now() - interval '30 days')
+     + (SELECT count(*) FROM console_attempts WHERE window_start < now() - interval '30 days')
+     + (SELECT count(*) FROM console_commands WHERE created_at < now() - interval '30 days')
+
+-- retention_console_batch --
+WITH codes AS (
+    DELETE FROM console_codes WHERE contact_hash IN (
+        SELECT contact_hash FROM console_codes
+        WHERE created_at < now() - interval '30 days' LIMIT $1 FOR UPDATE SKIP LOCKED)
+    RETURNING 1
+), sessions AS (
+    DELETE FROM console_sessions WHERE id_hash IN (
+        SELECT id_hash FROM console_sessions
+        WHERE created_at < now() - interval '30 days' LIMIT $1 FOR UPDATE SKIP LOCKED)
+    RETURNING 1
+), attempts AS (
+    DELETE FROM console_attempts WHERE (subject, window_start) IN (
+        SELECT subject, window_start FROM console_attempts
+        WHERE window_start < now() - interval '30 days' LIMIT $1 FOR UPDATE SKIP LOCKED)
+    RETURNING 1
+), commands AS (
+    DELETE FROM console_commands WHERE id IN (
+        SELECT id FROM console_commands
+        WHERE created_at < now() - interval '30 days' LIMIT $1 FOR UPDATE SKIP LOCKED)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM codes) + (SELECT count(*) FROM sessions)
+     + (SELECT count(*) FROM attempts) + (SELECT count(*) FROM commands)

@@ -250,3 +250,33 @@ async def test_a_block_is_recorded_by_the_public_role_and_made_by_the_worker(
     assert audit["command"] == "block.add" and audit["actor"] != "cli"
     assert await console.pool.fetchval("SELECT count(*) FROM console_commands") == 1
     await http.aclose()
+
+
+async def test_asking_for_codes_is_limited_per_number_and_per_address(console: Stack) -> None:
+    """Past the window's limit a number gets the same answer and no new code; so does
+    any number from an address past its own (Cloud Run's last X-Forwarded-For entry)."""
+    async with client(console) as http:
+        answers = [(await ask_code(http, STAFF)).status_code for _ in range(7)]
+        assert answers == [200] * 7
+
+        async def five() -> list[str]:
+            sent = [m for m in console.graph.sent if m["to"] == STAFF]
+            return sent if len(sent) >= 5 else []
+
+        await eventually(five)
+        await settled(console)
+        assert len([m for m in console.graph.sent if m["to"] == STAFF]) == 5
+        address = {"X-Forwarded-For": "203.0.113.9, 198.51.100.7"}
+        page = await http.get("/console/login")
+        for n in range(5):  # five numbers nobody registered, from one address
+            form = {"csrf": _csrf(page.text), "phone": f"+55 11 95555-100{n}"}
+            assert (
+                await http.post("/console/login", data=form, headers=address)
+            ).status_code == 200
+        form = {"csrf": _csrf(page.text), "phone": "+55 11 95555-0000"}
+        assert (await http.post("/console/login", data=form, headers=address)).status_code == 200
+        await settled(console)
+        assert [m for m in console.graph.sent if m["to"] == B_STAFF] == []
+        elsewhere = {"X-Forwarded-For": "203.0.113.9, 198.51.100.8"}
+        assert (await http.post("/console/login", data=form, headers=elsewhere)).status_code == 200
+        await code_sent(console, B_STAFF)

@@ -509,3 +509,49 @@ async def test_the_daily_task_applies_retention_and_logs_counts(
         (name, count, True) for name, count in rows.items()
     ]
     assert await stack.pool.fetchval("SELECT count(*) FROM idempotency_keys") == 0
+
+
+async def test_console_codes_sessions_and_commands_go_after_30_days(
+    conn: asyncpg.Connection,
+) -> None:
+    cal = await make_calendar(conn, [("std", 2, 1, 30000)], code="console-inn")
+    staff = PII.contact_hash("5548991234567")
+    await conn.execute(
+        "INSERT INTO contacts (contact_hash, phone_encrypted) VALUES ($1, $2)",
+        staff,
+        PII.encrypt("5548991234567", "phone"),
+    )
+    for age in ("31 days", "1 day"):
+        await conn.execute(
+            "INSERT INTO console_sessions (id_hash, contact_hash, csrf_token, created_at,"
+            " expires_at) VALUES ($1, $2, 'x', now() - $3::text::interval, now())",
+            f"s-{age}",
+            staff,
+            age,
+        )
+        await conn.execute(
+            "INSERT INTO console_commands (property_id, contact_hash, form_token, command,"
+            " arguments, created_at)"
+            " VALUES ($1, $2, $3, 'block.add', '{}', now() - $4::text::interval)",
+            cal.property.id,
+            staff,
+            f"t-{age}",
+            age,
+        )
+        await conn.execute(
+            "INSERT INTO console_attempts (subject, window_start)"
+            " VALUES ($1, now() - $2::text::interval)",
+            f"a-{age}",
+            age,
+        )
+    await conn.execute(
+        "INSERT INTO console_codes (contact_hash, property_id, code_hmac, created_at, expires_at)"
+        " VALUES ($1, $2, 'h', now() - interval '31 days', now() - interval '31 days')",
+        staff,
+        cal.property.id,
+    )
+    assert (await retention(conn, apply=True))["rows"]["console"] == 4
+    assert await conn.fetchval("SELECT array_agg(id_hash) FROM console_sessions") == ["s-1 day"]
+    assert await conn.fetchval("SELECT array_agg(form_token) FROM console_commands") == ["t-1 day"]
+    assert await conn.fetchval("SELECT array_agg(subject) FROM console_attempts") == ["a-1 day"]
+    assert await conn.fetchval("SELECT count(*) FROM console_codes") == 0
