@@ -29,7 +29,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from app.channels.calendars import export_urls
-from app.console import auth, commands
+from app.console import auth, commands, words
 from app.conversations.replies import money
 from app.db import QUERIES
 from app.errors import AppError, BadRequest, Forbidden, NotFound, Unauthorized
@@ -57,8 +57,9 @@ TEMPLATES.filters["moment"] = lambda t, tz, fmt="%d/%m %H:%M": t.astimezone(Zone
 )
 
 
-def _page(template: str, code: int = 200, **context: Any) -> HTMLResponse:
-    html = TEMPLATES.get_template(template).render(**context)
+def _page(request: Request, template: str, code: int = 200, **context: Any) -> HTMLResponse:
+    lang = words.language(request.query_params.get("lang"), request.headers.get("accept-language"))
+    html = TEMPLATES.get_template(template).render(_=words.translator(lang), lang=lang, **context)
     return HTMLResponse(html, status_code=code, headers={"Cache-Control": "no-store"})
 
 
@@ -84,7 +85,7 @@ def _secure(d: Deps) -> bool:
 async def login(request: Request) -> Response:
     """GET /console/login: the phone form, with a fresh login CSRF cookie."""
     token = secrets.token_urlsafe(24)
-    response = _page("login.html", csrf=token, step="phone")
+    response = _page(request, "login.html", csrf=token, step="phone")
     response.set_cookie(
         LOGIN_CSRF, token, max_age=1800, httponly=True, secure=_secure(deps(request)),
         samesite="lax", path="/console",
@@ -117,7 +118,7 @@ async def ask_code(request: Request) -> Response:
     pepper = _pepper(d)
     digits = auth.e164_digits(form.get("phone", ""))
     if digits is None:
-        return _page("login.html", 400, csrf=form["csrf"], step="phone", error="phone")
+        return _page(request, "login.html", 400, csrf=form["csrf"], step="phone", error="phone")
     contact = d.pii.contact_hash(digits)
     async with d.pool.acquire() as conn:
         subjects = [f"code-phone:{digits}", f"code-ip:{_client(request)}"]
@@ -143,7 +144,7 @@ async def ask_code(request: Request) -> Response:
         }
         await d.queue.enqueue(kind, kind.task_name(request_id), body)
     annotate_request(outcome="code_asked")
-    return _page("login.html", csrf=form["csrf"], step="code", phone=form["phone"])
+    return _page(request, "login.html", csrf=form["csrf"], step="code", phone=form["phone"])
 
 
 async def enter_code(request: Request) -> Response:
@@ -155,7 +156,7 @@ async def enter_code(request: Request) -> Response:
     digits = auth.e164_digits(form.get("phone", ""))
     code = form.get("code", "").strip()
     wrong = _page(
-        "login.html", 400, csrf=form["csrf"], step="code", phone=form.get("phone", ""),
+        request, "login.html", 400, csrf=form["csrf"], step="code", phone=form.get("phone", ""),
         error="code",
     )  # fmt: skip
     if digits is None or not (len(code) == 6 and code.isdigit()):
@@ -215,8 +216,10 @@ async def _inn(request: Request) -> tuple[auth.Session, Property]:
     return session, Property(**dict(row))
 
 
-def _inn_page(template: str, session: auth.Session, prop: Property, **context: Any) -> HTMLResponse:
-    return _page(template, csrf=session.csrf_token, inn=prop, **context)
+def _inn_page(
+    request: Request, template: str, session: auth.Session, prop: Property, **context: Any
+) -> HTMLResponse:
+    return _page(request, template, csrf=session.csrf_token, inn=prop, **context)
 
 
 async def home(request: Request) -> Response:
@@ -244,7 +247,7 @@ async def today(request: Request) -> Response:
     for row in stays:
         by_kind[row["kind"]].append({**dict(row), "name": _name(d, row["guest_name_sealed"])})
     return _inn_page(
-        "today.html", session, prop, day=day, stays=by_kind, holds=holds,
+        request, "today.html", session, prop, day=day, stays=by_kind, holds=holds,
         conflicts=conflicts, waiting=waiting,
     )  # fmt: skip
 
@@ -267,7 +270,7 @@ async def calendar(request: Request) -> Response:
         code: {"name": names[code], "cells": _cells(code, nights[code], dates)} for code in names
     }
     return _inn_page(
-        "calendar.html", session, prop, grid=grid, dates=dates, days=days, spans=SPANS,
+        request, "calendar.html", session, prop, grid=grid, dates=dates, days=days, spans=SPANS,
         form_token=secrets.token_urlsafe(16),
     )  # fmt: skip
 
@@ -332,7 +335,14 @@ async def reservations(request: Request) -> Response:
     found = [{**dict(r), "name": _name(d, r["guest_name_sealed"])} for r in rows[:50]]
     cursor = f"{found[-1]['checkin']}|{found[-1]['code']}" if more else None
     return _inn_page(
-        "reservations.html", session, prop, found=found, search=search, on=on, cursor=cursor
+        request,
+        "reservations.html",
+        session,
+        prop,
+        found=found,
+        search=search,
+        on=on,
+        cursor=cursor,
     )
 
 
@@ -351,7 +361,7 @@ async def reservation(request: Request) -> Response:
     percent = next((t["refund_percent"] for t in tiers if days_before >= t["days_before"]), 0)
     paid = int(row["paid_cents"] or 0) - int(row["refunded_cents"] or 0)
     return _inn_page(
-        "reservation.html", session, prop, r=row, name=_name(d, row["guest_name_sealed"]),
+        request, "reservation.html", session, prop, r=row, name=_name(d, row["guest_name_sealed"]),
         refunds=refunds, refund_preview=(paid * percent + 50) // 100, percent=percent,
         form_token=secrets.token_urlsafe(16),
     )  # fmt: skip
@@ -376,7 +386,7 @@ async def conversations(request: Request) -> Response:
                 {**dict(r), "text": d.pii.decrypt(r["body_encrypted"], "message")} for r in rows
             ]
     return _inn_page(
-        "conversations.html", session, prop, waiting=waiting, chosen=chosen,
+        request, "conversations.html", session, prop, waiting=waiting, chosen=chosen,
         transcript=transcript, form_token=secrets.token_urlsafe(16),
     )  # fmt: skip
 
@@ -389,7 +399,7 @@ async def channels(request: Request) -> Response:
         rows = await conn.fetch(QUERIES["console_channels"], prop.id)
         urls = await export_urls(conn, d.settings.public_url, secret, prop.code) if secret else []
     by_name = {u["calendar"]: u["url"] for u in urls}
-    return _inn_page("channels.html", session, prop, calendars=rows, urls=by_name)
+    return _inn_page(request, "channels.html", session, prop, calendars=rows, urls=by_name)
 
 
 # ---- changes: recorded, run by the worker ------------------------------------------------
@@ -429,18 +439,18 @@ async def command(request: Request) -> Response:
     if not member:
         raise NotFound("no such command")
     return _page(
-        "command.html", csrf=session.csrf_token, inn={"code": row["property_code"]}, c=row,
+        request, "command.html", csrf=session.csrf_token, inn={"code": row["property_code"]}, c=row,
         shown=orjson.dumps(row["result"], option=orjson.OPT_INDENT_2).decode()
         if row["result"] is not None else "",
     )  # fmt: skip
 
 
-def error_page(exc: AppError) -> Response:
+def error_page(request: Request, exc: AppError) -> Response:
     """A refusal as the console shows it: no session → the login page; else a short page
     with the status (never a trace)."""
     if exc.status == 401:
         return _see("/console/login")
-    return _page("error.html", exc.status, status=exc.status)
+    return _page(request, "error.html", exc.status, status=exc.status)
 
 
 ROUTES = [

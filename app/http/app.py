@@ -54,7 +54,7 @@ async def _app_error(request: Request, exc: Exception) -> Response:
         raise exc  # unexpected: the middleware logs it with an error id
     annotate_request(reason=exc.code)
     if request.url.path.startswith("/console/") and exc.status < 500:
-        return error_page(exc)
+        return error_page(request, exc)
     headers = {"Retry-After": RETRY_AFTER_SECONDS} if exc.status == 503 else None
     return JSONResponse({"error": exc.code}, status_code=exc.status, headers=headers)
 

@@ -9,12 +9,14 @@ import re
 from collections.abc import AsyncIterator
 
 import httpx
+import orjson
 import pytest
 
 from app.messaging.credentials import store_staff_numbers
 from app.pii import pii_keys
 from app.settings import Secret
 from tests.e2e.conftest import Stack, rows_as_text, running_stack
+from tests.e2e.test_commands import _cli_output
 from tests.e2e.test_whatsapp_conversations import settled
 from tests.inventory.conftest import make_calendar
 from tests.support import eventually
@@ -100,6 +102,9 @@ async def test_a_staff_member_logs_in_with_the_code_sent_over_whatsapp(
     today = await http.get("/console/inn-a/hoje")
     assert today.status_code == 200 and "Chegadas" in today.text
     assert today.headers["cache-control"] == "no-store"
+    spanish = await http.get("/console/inn-a/hoje", headers={"Accept-Language": "es-AR,es"})
+    assert "Llegadas" in spanish.text and 'lang="es"' in spanish.text
+    assert "Arrivals" in (await http.get("/console/inn-a/hoje?lang=en")).text
     # The code is in no transcript, row or log: the message is stored redacted.
     await settled(console)
     rows = await rows_as_text(console)
@@ -280,3 +285,15 @@ async def test_asking_for_codes_is_limited_per_number_and_per_address(console: S
         elsewhere = {"X-Forwarded-For": "203.0.113.9, 198.51.100.8"}
         assert (await http.post("/console/login", data=form, headers=elsewhere)).status_code == 200
         await code_sent(console, B_STAFF)
+
+
+async def test_dev_console_session_opens_a_session_for_a_staff_number(console: Stack) -> None:
+    code, out = await _cli_output(console, "dev", "console-session", "--phone", "+55 48 99123-4567")
+    assert code == 0, out
+    name, _, value = orjson.loads(out.splitlines()[-1])["cookie"].partition("=")
+    assert name == "hotelly_console"
+    async with client(console) as http:
+        http.cookies.set(name, value)
+        assert (await http.get("/console/inn-a/hoje")).status_code == 200
+    code, out = await _cli_output(console, "dev", "console-session", "--phone", "+5511900000000")
+    assert code != 0 and "staff" in out

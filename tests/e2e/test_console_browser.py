@@ -106,7 +106,7 @@ async def test_a_staff_member_runs_the_day_from_the_console(db_url: str, browser
         assert "alguém da pousada" in handed, handed
         await settled(stack)
 
-        page = await browser.new_page(viewport=WIDTHS["phone"])
+        page = await browser.new_page(viewport=WIDTHS["phone"], locale="pt-BR")
         base = stack.public
         await page.goto(f"{base}/console/login")
         await shot(page, "login")
@@ -124,8 +124,13 @@ async def test_a_staff_member_runs_the_day_from_the_console(db_url: str, browser
         await page.goto(f"{base}/console/test-inn/calendario")
         cell = f"td[data-room=std][data-date='{first.isoformat()}']"
         assert await page.get_attribute(cell, "data-blocked") == "0"
-        await page.fill("input[name=checkin]", first.isoformat())
-        await page.fill("input[name=checkout]", (first + dt.timedelta(days=2)).isoformat())
+        await page.click(cell)  # the first night, then the last: the form has the range
+        await page.click(
+            f"td[data-room=std][data-date='{(first + dt.timedelta(days=1)).isoformat()}']"
+        )
+        assert await page.input_value("input[name=checkin]") == first.isoformat()
+        checkout = (first + dt.timedelta(days=2)).isoformat()
+        assert await page.input_value("input[name=checkout]") == checkout
         await page.click("button[value='block.add']")
         await page.wait_for_selector("text=Feito", timeout=15_000)
         await page.goto(f"{base}/console/test-inn/calendario")
