@@ -163,6 +163,37 @@ async def _channels_urls(conn: asyncpg.Connection, settings: Settings, args: Any
     return 0
 
 
+def _api_pepper(settings: Settings) -> str:
+    if settings.api_key_pepper is None:
+        raise ConfigError("API_KEY_PEPPER", "is required to make or check API keys")
+    return settings.api_key_pepper.reveal()
+
+
+async def _api_key_create(conn: asyncpg.Connection, settings: Settings, args: Any) -> int:
+    from app.api import keys
+
+    made = await keys.create(conn, _api_pepper(settings), args.property, args.scope, args.name)
+    emit({**made, "note": "shown once: store it now"})
+    return 0
+
+
+async def _api_key_list(conn: asyncpg.Connection, settings: Settings, args: Any) -> int:
+    from app.api import keys
+
+    found = await keys.listed(conn, args.property)
+    for key in found:
+        emit(key)
+    emit({"property": args.property, "keys": len(found)})
+    return 0
+
+
+async def _api_key_revoke(conn: asyncpg.Connection, settings: Settings, args: Any) -> int:
+    from app.api import keys
+
+    emit(await keys.revoke(conn, args.id))
+    return 0
+
+
 async def _channels_rotate(conn: asyncpg.Connection, settings: Settings, args: Any) -> int:
     from app.channels.calendars import rotate
 
@@ -831,6 +862,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     rotate.add_argument("--property", required=True)
     rotate.add_argument("--calendar", required=True)
+
+    api_key = commands.add_parser("api-key", help="the inn API's keys").add_subparsers(
+        dest="sub", required=True
+    )
+    create = command(
+        api_key,
+        "create",
+        "a key for one property (printed once)",
+        run=_with_connection(_api_key_create),
+    )
+    create.add_argument("--property", required=True)
+    create.add_argument("--scope", choices=["read", "write"], required=True)
+    create.add_argument("--name", required=True)
+    command(
+        api_key,
+        "list",
+        "a property's keys (never the key itself)",
+        run=_with_connection(_api_key_list),
+    ).add_argument("--property", required=True)
+    command(
+        api_key, "revoke", "revoke a key for good", run=_with_connection(_api_key_revoke)
+    ).add_argument("id", type=int)
 
     dev = commands.add_parser("dev", help="local development commands").add_subparsers(
         dest="sub", required=True

@@ -107,6 +107,9 @@ class Settings:
     ical_secret: Secret | None = None
     # The console's login codes are kept as HMACs under this pepper.
     console_pepper: Secret | None = None
+    # The API's keys are kept as HMACs under this pepper; each key's requests a minute.
+    api_key_pepper: Secret | None = None
+    api_rate_per_minute: int = 120
     # A language model (Gemini on Vertex AI) where the rules give up, and for voice notes;
     # unset: rules only, and a voice note gets a "please write" reply.
     understanding_model: str | None = None
@@ -260,6 +263,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_role: bool = 
         whatsapp_send_proof_seconds=_int(env, "WHATSAPP_SEND_PROOF_SECONDS", 60, 0, 3600),
         ical_secret=_secret(env, "ICAL_SECRET"),
         console_pepper=_secret(env, "CONSOLE_PEPPER"),
+        api_key_pepper=_secret(env, "API_KEY_PEPPER"),
+        api_rate_per_minute=_int(env, "API_RATE_PER_MINUTE", 120, 1, 100_000),
         understanding_model=_text(env, "UNDERSTANDING_MODEL"),
         understanding_project=_text(env, "UNDERSTANDING_PROJECT")
         or _text(env, "GOOGLE_CLOUD_PROJECT"),

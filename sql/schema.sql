@@ -758,6 +758,33 @@ CREATE FUNCTION public.unit_prices(p_units jsonb, p_property_id bigint, p_checki
     ) AS t
 $$;
 
+CREATE TABLE public.api_keys (
+    id bigint NOT NULL,
+    property_id bigint NOT NULL,
+    name text NOT NULL,
+    scope text NOT NULL,
+    key_hmac text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_used_at timestamp with time zone,
+    revoked_at timestamp with time zone,
+    CONSTRAINT api_keys_scope_check CHECK ((scope = ANY (ARRAY['read'::text, 'write'::text])))
+);
+
+ALTER TABLE public.api_keys ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.api_keys_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE public.api_usage (
+    key_id bigint NOT NULL,
+    window_start timestamp with time zone NOT NULL,
+    count integer DEFAULT 1 NOT NULL
+);
+
 CREATE TABLE public.ari_days (
     id bigint NOT NULL,
     property_id bigint NOT NULL,
@@ -1279,6 +1306,15 @@ CREATE TABLE public.staff_numbers (
     created_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
+ALTER TABLE ONLY public.api_keys
+    ADD CONSTRAINT api_keys_key_hmac_key UNIQUE (key_hmac);
+
+ALTER TABLE ONLY public.api_keys
+    ADD CONSTRAINT api_keys_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.api_usage
+    ADD CONSTRAINT api_usage_pkey PRIMARY KEY (key_id, window_start);
+
 ALTER TABLE ONLY public.ari_days
     ADD CONSTRAINT ari_days_pkey PRIMARY KEY (id);
 
@@ -1477,6 +1513,12 @@ CREATE INDEX reservations_guest_name_index_idx ON public.reservations USING gin 
 CREATE INDEX reservations_property_id_checkin_idx ON public.reservations USING btree (property_id, checkin);
 
 CREATE TRIGGER audit_log_append_only BEFORE DELETE OR UPDATE ON public.audit_log FOR EACH ROW EXECUTE FUNCTION public.audit_log_append_only();
+
+ALTER TABLE ONLY public.api_keys
+    ADD CONSTRAINT api_keys_property_id_fkey FOREIGN KEY (property_id) REFERENCES public.properties(id);
+
+ALTER TABLE ONLY public.api_usage
+    ADD CONSTRAINT api_usage_key_id_fkey FOREIGN KEY (key_id) REFERENCES public.api_keys(id);
 
 ALTER TABLE ONLY public.ari_days
     ADD CONSTRAINT ari_days_room_type_fkey FOREIGN KEY (room_type_id, property_id) REFERENCES public.room_types(id, property_id);

@@ -34,6 +34,21 @@ PUBLIC_ROUTES = {
     ("/console/{inn}/conversas", "GET"),
     ("/console/{inn}/canais", "GET"),
     ("/console/{inn}/comandos", "POST"),
+    # The inn's API: every one but its document needs a key.
+    ("/api/v1/openapi.json", "GET"),
+    ("/api/v1/property", "GET"),
+    ("/api/v1/room-types", "GET"),
+    ("/api/v1/ari", "GET"),
+    ("/api/v1/ari/changes", "POST"),
+    ("/api/v1/blocks", "POST"),
+    ("/api/v1/unblocks", "POST"),
+    ("/api/v1/holds", "GET"),
+    ("/api/v1/holds/{id}", "GET"),
+    ("/api/v1/reservations", "GET"),
+    ("/api/v1/reservations/{code}", "GET"),
+    ("/api/v1/reservations/{code}/cancel", "POST"),
+    ("/api/v1/calendars", "GET"),
+    ("/api/v1/commands/{id}", "GET"),
 }
 
 
@@ -55,7 +70,7 @@ def _task_paths() -> list[str]:
 
 def test_public_table_is_exactly_the_allowed_routes() -> None:
     """The public table holds exactly health, readiness, the provider webhooks, the
-    channel feeds and the console, each with exactly its methods, once: any other route (a
+    channel feeds, the console and the API, each with exactly its methods, once: any other route (a
     /tasks one, a debug one) fails."""
     assert _table(public.routes) == sorted(PUBLIC_ROUTES)
     assert ROUTE_TABLES["public"] is public.routes

@@ -67,7 +67,9 @@ def arguments(command: str, form: dict[str, str]) -> dict[str, Any]:
         }
         if command != "ari.change":
             return {**args, "units": _count(form.get("units", "1"), "units", 1, 100)}
-        if form.get("rate"):
+        if form.get("rate_cents"):  # the API's
+            args["rate_cents"] = _count(form["rate_cents"], "rate_cents", 1, 10**9 - 1)
+        elif form.get("rate"):  # the console's, in reais
             args["rate_cents"] = round(float(form["rate"].replace(",", ".")) * 100)
             if not 0 < args["rate_cents"] < 10**9:
                 raise BadRequest("the rate must be a positive amount")

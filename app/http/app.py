@@ -16,6 +16,7 @@ from starlette.routing import Route
 from starlette.types import Scope
 
 from app import db
+from app.api.routes import problem
 from app.console.pages import error_page
 from app.errors import AppError
 from app.http import public, worker
@@ -45,6 +46,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _HTTP_ERROR_CODES.get(exc.status_code, f"http_{exc.status_code}")
     annotate_request(reason=code)
+    if request.url.path.startswith("/api/"):
+        refusal = AppError(code.replace("_", " "))
+        refusal.status, refusal.code = exc.status_code, code
+        return problem(refusal)
     return JSONResponse({"error": code}, status_code=exc.status_code, headers=exc.headers)
 
 

@@ -1,5 +1,5 @@
-"""The internet-facing route table: health, provider webhooks, channel feeds and the inn's
-console (which only reads, and records the changes the worker makes).
+"""The internet-facing route table: health, provider webhooks, channel feeds, and the inn's
+console and API (which only read, and record the changes the worker makes).
 
 Nothing here may run a critical transaction; internal routes never appear here
 (a test checks this table and the live server).
@@ -7,6 +7,7 @@ Nothing here may run a critical transaction; internal routes never appear here
 
 from starlette.routing import Route
 
+from app.api.routes import ROUTES as API
 from app.console.pages import ROUTES as CONSOLE
 from app.http.health import health, ready
 from app.http.ical import ical_feed
@@ -26,4 +27,5 @@ routes = [
     Route("/webhooks/whatsapp/evolution", whatsapp_evolution, methods=["POST"]),
     Route("/ical/{token}.ics", ical_feed, methods=["GET"]),
     *CONSOLE,
+    *API,
 ]
