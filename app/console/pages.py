@@ -289,15 +289,14 @@ def _cells(code: str, nights: dict[dt.date, asyncpg.Record], dates: list[dt.date
         cls = "cell-blocked" if stop or blocked == total else "cell-full" if free <= 0 else ""
         if cta or ctd:
             cls += " cell-closed"
-        title = f"{held} em espera · {booked} reservados · {blocked} bloqueados"
-        rule = ""
-        if min_stay:
-            title += f" · mín. {min_stay} noites"
-            rule = f"<br>≥{min_stay}"
+        rule = f"<br>≥{min_stay}" if min_stay else ""
+        title = ""  # what is taken, only where something is (most nights: nothing)
+        if held or booked or blocked:
+            title = f' title="{held} em espera · {booked} reservados · {blocked} bloqueados"'
         out.append(
-            f'<td data-room="{room}" data-date="{day.isoformat()}" data-free="{free}"'
-            f' data-blocked="{blocked}" class="{cls}" title="{title}">'
-            f"{free}/{total}<br>{rate // 100}{rule}</td>"
+            f'<td data-room="{room}" data-date="{day}" data-free="{free}"'
+            f' data-blocked="{blocked}" class="{cls}"{title}>{free}/{total}<br>{rate // 100}'
+            f"{rule}</td>"
         )
     return Markup("".join(out))  # noqa: S704 - numbers, dates and the escaped code only
 
@@ -313,12 +312,8 @@ async def reservations(request: Request) -> Response:
             on = dt.date.fromisoformat(q["data"])
         except ValueError:
             on = None
-    code = (
-        search
-        if search and search.replace("-", "").isalnum() and any(c.isdigit() for c in search)
-        else None
-    )
-    words = d.pii.name_index(search) if search and code is None else None
+    # A code or a name: both are looked for (a name's words match its blind index).
+    words = d.pii.name_index(search) if search else []
     after_day, after_code = None, None
     if q.get("depois"):
         raw_day, _, after_code = q["depois"].partition("|")
@@ -328,7 +323,7 @@ async def reservations(request: Request) -> Response:
             after_code = None
     async with d.pool.acquire() as conn:
         rows = await conn.fetch(
-            QUERIES["console_reservations"], prop.id, code, words or None, on, after_day,
+            QUERIES["console_reservations"], prop.id, search or None, words or None, on, after_day,
             after_code,
         )  # fmt: skip
     more = len(rows) > 50

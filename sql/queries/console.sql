@@ -129,13 +129,13 @@ SELECT direction, body_encrypted, created_at FROM (
 
 -- console_reservations --
 -- Reservations of the property, newest stay first, 50 a page after the cursor ($5, $6):
--- by code ($2), guest name words ($3, the blind index) or a date in the stay ($4).
+-- what was searched ($2) as a code or as guest name words ($3, the blind index), a date
+-- in the stay ($4).
 SELECT r.code, r.status, r.checkin, r.checkout, r.guests, r.total_cents, r.currency,
        r.guest_name_sealed
 FROM reservations r
 WHERE r.property_id = $1
-  AND ($2::text IS NULL OR r.code = upper($2))
-  AND ($3::text[] IS NULL OR r.guest_name_index @> $3)
+  AND ($2::text IS NULL OR r.code = upper($2) OR r.guest_name_index @> $3::text[])
   AND ($4::date IS NULL OR (r.checkin <= $4 AND r.checkout > $4))
   AND ($5::date IS NULL OR (r.checkin, r.code) < ($5, $6::text))
 ORDER BY r.checkin DESC, r.code DESC

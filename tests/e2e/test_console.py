@@ -297,3 +297,45 @@ async def test_dev_console_session_opens_a_session_for_a_staff_number(console: S
         assert (await http.get("/console/inn-a/hoje")).status_code == 200
     code, out = await _cli_output(console, "dev", "console-session", "--phone", "+5511900000000")
     assert code != 0 and "staff" in out
+
+
+async def test_reservations_are_found_by_code_and_by_name(console: Stack) -> None:
+    pii = pii_keys(console.settings)
+    inn = await console.pool.fetchval("SELECT id FROM properties WHERE code = 'inn-a'")
+    async with console.pool.acquire() as conn:
+        for code, name in (("ABCDEF", "Joana Canary"), ("GHIJKL", "Pedro Alves")):
+            hold = await conn.fetchval(
+                "INSERT INTO holds (property_id, status, checkin, checkout, guests, total_cents,"
+                " currency, expires_at, create_idempotency_key, request_fingerprint, closed_at)"
+                " VALUES ($1, 'converted', '2031-03-05', '2031-03-07', 2, 60000, 'BRL', now(),"
+                " $2, 'f', now()) RETURNING id",
+                inn,
+                code,
+            )
+            payment = await conn.fetchval(
+                "INSERT INTO payments (provider, provider_object_id, hold_id, status,"
+                " amount_cents, currency) VALUES ('stripe', $1, $2, 'succeeded', 60000, 'BRL')"
+                " RETURNING id",
+                f"cs_{code}",
+                hold,
+            )
+            await conn.execute(
+                "INSERT INTO reservations (hold_id, payment_id, property_id, code, checkin,"
+                " checkout, guests, total_cents, currency, guest_name_sealed, guest_name_index)"
+                " VALUES ($1, $2, $3, $4, '2031-03-05', '2031-03-07', 2, 60000, 'BRL', $5, $6)",
+                hold,
+                payment,
+                inn,
+                code,
+                pii.encrypt(name, "guest_name"),
+                pii.name_index(name),
+            )
+    http = await logged_in(console)
+    for search, found in (("abcdef", "ABCDEF"), ("joana", "ABCDEF"), ("alves", "GHIJKL")):
+        page = (await http.get("/console/inn-a/reservas", params={"q": search})).text
+        codes = re.findall(r"/reservas/([A-Z]{6})", page)
+        assert codes == [found], (search, codes)
+    everyone = (await http.get("/console/inn-a/reservas", params={"data": "2031-03-06"})).text
+    assert sorted(re.findall(r"/reservas/([A-Z]{6})", everyone)) == ["ABCDEF", "GHIJKL"]
+    assert "Joana Canary" in everyone
+    await http.aclose()
