@@ -71,7 +71,7 @@ def dev_up(env: dict[str, str], log_path: Path) -> Iterator[None]:
             start_new_session=True,
         )
     try:
-        asyncio.run(_wait_ready(env["PUBLIC_URL"], env["WORKER_URL"], process))
+        asyncio.run(_wait_ready(env["PUBLIC_URL"], env["WORKER_URL"], process, log_path))
         yield
     finally:
         process.send_signal(signal.SIGTERM)
@@ -82,7 +82,12 @@ def dev_up(env: dict[str, str], log_path: Path) -> Iterator[None]:
             process.wait()
 
 
-async def _wait_ready(public: str, worker: str, process: subprocess.Popen[bytes]) -> None:
+async def _wait_ready(
+    public: str, worker: str, process: subprocess.Popen[bytes], log_path: Path
+) -> None:
+    """Both roles ready, and the stack itself up: until it logs stack_up it is still
+    starting its table and does not yet watch (restart) what it started."""
+
     async def up() -> bool:
         if process.poll() is not None:
             raise AssertionError(f"dev up exited with {process.returncode}")
@@ -91,7 +96,9 @@ async def _wait_ready(public: str, worker: str, process: subprocess.Popen[bytes]
                 answers = [await http.get(f"{base}/ready") for base in (public, worker)]
         except httpx.TransportError:
             return False
-        return all(answer.status_code == 200 for answer in answers)
+        if not all(answer.status_code == 200 for answer in answers):
+            return False
+        return b'"stack_up"' in await asyncio.to_thread(log_path.read_bytes)
 
     await eventually(up, within=60, interval=0.2)
 
