@@ -24,6 +24,7 @@ PUBLIC_ROUTES = {
     ("/console/login", "GET"),
     ("/console/login", "POST"),
     ("/console/login/code", "POST"),
+    ("/console/logout", "GET"),
     ("/console/logout", "POST"),
     ("/console/", "GET"),
     ("/console/commands/{id}", "GET"),

@@ -188,6 +188,12 @@ async def _session(request: Request) -> auth.Session:
     return session
 
 
+async def logout_page(request: Request) -> Response:
+    """GET /console/logout: a button that logs out (a GET never changes anything)."""
+    session = await _session(request)
+    return _page(request, "logout.html", csrf=session.csrf_token)
+
+
 async def logout(request: Request) -> Response:
     """POST /console/logout: the session ends server-side, not only its cookie."""
     d = deps(request)
@@ -452,6 +458,7 @@ ROUTES = [
     Route("/console/login", login, methods=["GET"]),
     Route("/console/login", ask_code, methods=["POST"]),
     Route("/console/login/code", enter_code, methods=["POST"]),
+    Route("/console/logout", logout_page, methods=["GET"]),
     Route("/console/logout", logout, methods=["POST"]),
     Route("/console/", home, methods=["GET"]),
     Route("/console/commands/{id}", command, methods=["GET"]),

@@ -178,7 +178,8 @@ async def test_a_form_without_its_csrf_token_is_refused_and_writes_nothing(
 async def test_logout_ends_the_session_on_the_server(console: Stack) -> None:
     http = await logged_in(console)
     cookie = http.cookies.get("hotelly_console")
-    page = await http.get("/console/inn-a/hoje")
+    page = await http.get("/console/logout")  # a button, not a change
+    assert page.status_code == 200 and cookie == http.cookies.get("hotelly_console")
     answer = await http.post("/console/logout", data={"csrf": _csrf(page.text)})
     assert answer.status_code == 303 and answer.headers["location"] == "/console/login"
     async with client(console) as stolen:  # the old cookie, kept by someone
