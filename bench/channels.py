@@ -146,7 +146,8 @@ def _wrk(url: str, seconds: float) -> float:
     return float(found.group(1))
 
 
-def _serve(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+def _serve(url: str, port: int, log: Path, **more: str) -> subprocess.Popen[bytes]:
+    """The public role as `python -m app serve` runs it, on its own, with ``more`` env."""
     worker = f"http://127.0.0.1:{free_port()}"
     env = {
         **os.environ,
@@ -165,6 +166,7 @@ def _serve(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
         "WHATSAPP_APP_SECRET": "bench",
         "PII_KEY": PII_KEY,
         "CONTACT_HASH_KEY": CONTACT_HASH_KEY,
+        **more,
     }
     with log.open("ab") as out:
         return subprocess.Popen(

@@ -23,7 +23,6 @@ import re
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -38,15 +37,13 @@ from app.messaging.credentials import store_staff_numbers
 from app.migrate import migrate
 from app.pii import pii_keys
 from app.settings import Secret, Settings
+from bench.channels import CONTACT_HASH_KEY, PII_KEY, _serve
 
 ROUNDS = 3
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 CLIENTS = 16
 RESERVATIONS = 10_000
-PII_KEY = "aG90ZWxseS1sb2NhbC1waWkta2V5LTAxMjM0NTY3ODk="
-CONTACT_HASH_KEY = "aG90ZWxseS1sb2NhbC1jb250YWN0LWhhc2gta2V5LTA="
 STAFF = "5548991234567"
-ROOT = Path(__file__).resolve().parents[1]
 TZ = ZoneInfo("America/Sao_Paulo")
 NAMES = ["Ana Souza", "Bruno Lima", "Carla Dias", "Diego Alves", "Elisa Rocha", "Joana Canary"]
 
@@ -154,32 +151,6 @@ def _wrk(url: str, seconds: float, cookie: str) -> dict[str, float]:
     return {"rps": float(rps.group(1)), "p50": _ms(p50.group(1)), "p99": _ms(p99.group(1))}
 
 
-def _serve(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "ROLE": "public",
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "LOG_LEVEL": "INFO",
-        "STRIPE_WEBHOOK_SECRET": "whsec_bench",
-        "TASKS_PROJECT": "bench",
-        "TASKS_LOCATION": "southamerica-east1",
-        "TASKS_EMULATOR_HOST": f"127.0.0.1:{free_port()}",
-        "WORKER_URL": f"http://127.0.0.1:{free_port()}",
-        "TASKS_SERVICE_ACCOUNT": "tasks@bench.iam.gserviceaccount.com",
-        "WHATSAPP_VERIFY_TOKEN": "bench",
-        "WHATSAPP_APP_SECRET": "bench",
-        "PII_KEY": PII_KEY,
-        "CONTACT_HASH_KEY": CONTACT_HASH_KEY,
-        "CONSOLE_PEPPER": "bench-pepper",
-    }
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "app", "serve"], cwd=ROOT, env=env, stdout=out, stderr=out
-        )
-
-
 def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("bench-console needs wrk (apt-get install -y wrk)")
@@ -191,7 +162,7 @@ def main() -> None:
         migrate(url)
         cookie = asyncio.run(_inn(url, dt.datetime.now(TZ).date()))
         port = free_port()
-        public = _serve(url, port, workdir / "public.log")
+        public = _serve(url, port, workdir / "public.log", CONSOLE_PEPPER="bench-pepper")
         try:
             base = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 30

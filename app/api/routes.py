@@ -158,11 +158,24 @@ async def get_property(request: Request, key: keys.Key) -> Response:
     )
 
 
+async def _listed(request: Request, query: str, *args: Any) -> Response:
+    """A list read as ``{"data": [rows]}``."""
+    async with deps(request).pool.acquire() as conn:
+        rows = await conn.fetch(QUERIES[query], *args)
+    return _json({"data": [dict(r) for r in rows]})
+
+
+def _path_id(request: Request, what: str) -> uuid.UUID:
+    """The path's id; one that is no UUID names nothing (404)."""
+    try:
+        return uuid.UUID(request.path_params["id"])
+    except ValueError:
+        raise NotFound(f"no such {what}") from None
+
+
 @endpoint("read")
 async def room_types(request: Request, key: keys.Key) -> Response:
-    async with deps(request).pool.acquire() as conn:
-        rows = await conn.fetch(QUERIES["api_room_types"], key.property_id)
-    return _json({"data": [dict(r) for r in rows]})
+    return await _listed(request, "api_room_types", key.property_id)
 
 
 @endpoint("read")
@@ -172,9 +185,7 @@ async def ari(request: Request, key: keys.Key) -> Response:
     if not 0 < (end - start).days <= MAX_RANGE_DAYS:
         raise BadRequest(f"to must be after from, at most {MAX_RANGE_DAYS} days")
     room = request.query_params.get("room_type")
-    async with deps(request).pool.acquire() as conn:
-        rows = await conn.fetch(QUERIES["api_ari"], key.property_id, start, end, room)
-    return _json({"data": [dict(r) for r in rows]})
+    return await _listed(request, "api_ari", key.property_id, start, end, room)
 
 
 @endpoint("read")
@@ -182,17 +193,12 @@ async def holds(request: Request, key: keys.Key) -> Response:
     status = request.query_params.get("status", "active")
     if status not in ("active", "expired", "cancelled", "converted"):
         raise BadRequest("status must be active, expired, cancelled or converted")
-    async with deps(request).pool.acquire() as conn:
-        rows = await conn.fetch(QUERIES["api_holds"], key.property_id, None, [status])
-    return _json({"data": [dict(r) for r in rows]})
+    return await _listed(request, "api_holds", key.property_id, None, [status])
 
 
 @endpoint("read")
 async def hold(request: Request, key: keys.Key) -> Response:
-    try:
-        hold_id = uuid.UUID(request.path_params["id"])
-    except ValueError:
-        raise NotFound("no such hold") from None
+    hold_id = _path_id(request, "hold")
     every = ["active", "expired", "cancelled", "converted"]
     async with deps(request).pool.acquire() as conn:
         rows = await conn.fetch(QUERIES["api_holds"], key.property_id, hold_id, every)
@@ -249,17 +255,12 @@ async def reservation(request: Request, key: keys.Key) -> Response:
 
 @endpoint("read")
 async def calendars(request: Request, key: keys.Key) -> Response:
-    async with deps(request).pool.acquire() as conn:
-        rows = await conn.fetch(QUERIES["api_calendars"], key.property_id)
-    return _json({"data": [dict(r) for r in rows]})
+    return await _listed(request, "api_calendars", key.property_id)
 
 
 @endpoint("read")
 async def command(request: Request, key: keys.Key) -> Response:
-    try:
-        command_id = uuid.UUID(request.path_params["id"])
-    except ValueError:
-        raise NotFound("no such command") from None
+    command_id = _path_id(request, "command")
     async with deps(request).pool.acquire() as conn:
         row = await conn.fetchrow(QUERIES["console_command"], command_id)
     if row is None or row["property_id"] != key.property_id:
